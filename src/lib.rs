@@ -3,5 +3,6 @@
 
 pub mod emulator;
 pub mod filestack;
+pub mod pb;
 pub mod secret;
 pub mod telemetry;
