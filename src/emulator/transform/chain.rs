@@ -113,3 +113,7 @@ fn security(raw: Option<&str>) -> Result<Security, TransformError> {
     p.finish("policy (p) and signature (s)")?;
     Ok(Security { policy, signature })
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;
