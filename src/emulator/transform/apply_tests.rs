@@ -178,3 +178,30 @@ fn a_two_megapixel_photo_goes_through_a_long_chain() {
     assert_eq!(out.mimetype, "image/webp");
     assert_eq!(decoded(&out).dimensions(), (800, 600));
 }
+
+/// `jpeg` with an EXIF APP1 segment saying "rotate 90 degrees clockwise".
+fn with_exif_orientation_6(jpeg: &[u8]) -> Vec<u8> {
+    let mut app1 = vec![0xFF, 0xE1, 0x00, 0x22];
+    app1.extend_from_slice(b"Exif\0\0MM\0\x2a\0\0\0\x08");
+    app1.extend_from_slice(&[0x00, 0x01, 0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01]);
+    app1.extend_from_slice(&[0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+#[test]
+fn rotate_exif_uses_the_orientation_stored_in_the_jpeg() {
+    let jpeg = with_exif_orientation_6(&encoded(&gradient(40, 20), ImageFormat::Jpeg));
+    assert_eq!(
+        decoded(&run(&jpeg, &["rotate=deg:exif"])).dimensions(),
+        (20, 40)
+    );
+    assert_eq!(decoded(&run(&jpeg, &["flip"])).dimensions(), (40, 20));
+    let plain = encoded(&gradient(40, 20), ImageFormat::Jpeg);
+    assert_eq!(
+        decoded(&run(&plain, &["rotate=deg:exif"])).dimensions(),
+        (40, 20)
+    );
+}
