@@ -207,7 +207,9 @@ fn bad_values_name_the_task_and_parameter() {
         ("blackwhite=threshold:0", "blackwhite", "threshold"),
         ("enhance=preset:sparkly", "enhance", "preset"),
         ("flip=x:1", "flip", "x"),
-        (&format!("security=p:{P}"), "security", "policy"),
+        (&format!("security=p:{P}"), "security", "signature"),
+        (&format!("security=s:{S}"), "security", "policy"),
+        (&format!("security=p:{P},s:{S},x:1"), "security", "x"),
     ];
     for (task, expected_task, expected_param) in cases {
         let (t, p) = bad_param(&format!("{task}/{HANDLE}"));
@@ -241,4 +243,16 @@ fn a_path_with_too_many_tasks_is_refused() {
     ));
     let path = format!("{}{HANDLE}", "flip/".repeat(30));
     assert_eq!(chain(&path).tasks.len(), 30);
+}
+
+#[test]
+fn a_quoted_standard_base64_policy_with_a_slash_stays_whole() {
+    let c = chain(&format!(
+        "security=policy:\"eyJh/b+c==\",signature:{S}/flip/{HANDLE}"
+    ));
+    assert_eq!(
+        c.security.as_ref().map(|s| s.policy.as_str()),
+        Some("eyJh/b+c==")
+    );
+    assert_eq!(names(&c), ["flip"]);
 }
