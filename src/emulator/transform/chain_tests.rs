@@ -110,6 +110,10 @@ fn the_other_python_url_shapes_parse() {
             "resize=align:[top,left],fit:clip,width:10",
         ),
         ("enhance=preset:vivid", "enhance=preset:vivid"),
+        (
+            "resize=align:faces,fit:crop,h:10,w:10",
+            "resize=align:[faces,middle,center],fit:crop,height:10,width:10",
+        ),
     ];
     for (task, expected) in cases {
         let c = chain(&format!("{task}/{HANDLE}"));
