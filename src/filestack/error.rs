@@ -174,6 +174,13 @@ mod tests {
     }
 
     #[test]
+    fn only_5xx_answers_are_safe_to_resend_for_non_idempotent_calls() {
+        assert!(from_status(503, b"", &[]).is_safe_to_resend());
+        assert!(!from_status(429, b"", &[]).is_safe_to_resend());
+        assert!(!from_status(400, b"", &[]).is_safe_to_resend());
+    }
+
+    #[test]
     fn a_body_echoing_the_policy_and_signature_is_redacted() {
         let error = from_status(
             403,

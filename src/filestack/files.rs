@@ -96,11 +96,24 @@ impl FilestackClient {
             ("signature", &security.signature),
         ];
         let secrets = [security.policy.as_str(), security.signature.as_str()];
+        let mut attempt = 0;
         retry(
             &self.config.retry,
             "file_delete",
             FilestackError::is_retryable,
-            || send(self.http.delete(&url).query(&query), &secrets),
+            || {
+                attempt += 1;
+                let retried = attempt > 1;
+                let request = self.http.delete(&url).query(&query);
+                let secrets = &secrets;
+                async move {
+                    match send(request, secrets).await {
+                        // An earlier attempt deleted it but its answer was lost.
+                        Err(FilestackError::NotFound) if retried => Ok(()),
+                        other => other.map(drop),
+                    }
+                }
+            },
         )
         .await?;
         tracing::info!(handle, "file deleted");

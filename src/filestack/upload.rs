@@ -191,3 +191,21 @@ impl FilestackClient {
         Ok(done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::UploadSpec;
+    use crate::filestack::{FilestackClient, FilestackConfig};
+    use crate::secret::Secret;
+
+    #[test]
+    fn the_upload_future_can_be_spawned() {
+        fn assert_send<T: Send + 'static>(_: T) {}
+        let config = FilestackConfig::new("key", Secret::new("s"));
+        let client = FilestackClient::new(config).unwrap();
+        let body = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
+        assert_send(async move { client.upload(body, UploadSpec::new("a", "b")).await });
+    }
+}
