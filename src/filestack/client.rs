@@ -22,6 +22,8 @@ impl FilestackClient {
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .pool_max_idle_per_host(config.parts_in_flight * 2)
+            // A redirect would carry a signed query string to another host.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| ConfigError::Http(error.to_string()))?;
         Ok(Self {
