@@ -14,8 +14,8 @@ use filegate::filestack::policy::Call;
 use filegate::filestack::webhook::WebhookVerifier;
 use filegate::secret::Secret;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use support::{API_KEY, policy, query, sign, start, with_webhook};
+use tokio::sync::mpsc;
 
 const SECRET: &str = "hook-secret";
 
@@ -32,7 +32,12 @@ struct Receiver {
 }
 
 async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let delivery = Delivery {
         timestamp: header("fs-timestamp"),
         signature: header("fs-signature"),
@@ -43,7 +48,11 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
         .fail_first
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
-    if failing { StatusCode::INTERNAL_SERVER_ERROR } else { StatusCode::OK }
+    if failing {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
 }
 
 /// Starts a receiver that answers 500 to its first `fail_first` deliveries.
@@ -114,7 +123,13 @@ async fn uploads_overwrites_and_deletes_send_signed_webhooks() {
     assert!(upload["timestamp"].as_i64().unwrap() <= support::filegate_now());
     let file = format!("{}/api/file/{handle}", emu.base);
     let write = sign(&policy(&[Call::Write]));
-    client.post(&file).query(&query(&write)).body("hello!").send().await.unwrap();
+    client
+        .post(&file)
+        .query(&query(&write))
+        .body("hello!")
+        .send()
+        .await
+        .unwrap();
     let (_, overwrite) = next(&mut rx).await;
     assert_eq!(overwrite["action"], "fp.overwrite");
     assert_eq!(overwrite["text"]["size"], 6);
