@@ -223,3 +223,25 @@ pub async fn get(client: &reqwest::Client, url: &str) -> (u16, Vec<u8>) {
     let status = response.status().as_u16();
     (status, response.bytes().await.unwrap().to_vec())
 }
+
+/// Stores `bytes` through `/api/store/S3` as a raw body; returns the answer.
+pub async fn store_raw(client: &reqwest::Client, base: &str, bytes: Vec<u8>, mime: &str) -> Value {
+    let security = sign(&policy(&[Call::Pick]));
+    let mut params = query(&security);
+    params.push(("key", API_KEY.to_owned()));
+    params.push(("filename", "pic.png".to_owned()));
+    let response = client
+        .post(format!("{base}/api/store/S3"))
+        .query(&params)
+        .header("Content-Type", mime)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+pub fn handle_of(stored: &Value) -> String {
+    stored["handle"].as_str().unwrap().to_owned()
+}
