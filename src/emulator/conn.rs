@@ -73,7 +73,7 @@ impl Listener for KillableListener {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "emulator accept failed");
-                    tokio::task::yield_now().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             }
         }

@@ -12,13 +12,15 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
+use tracing::Instrument;
 
 use crate::emulator::conn::Conn;
 use crate::emulator::error::ApiError;
 use crate::emulator::faults::Route;
 use crate::emulator::state::Shared;
 
-/// Applies faults armed for the request's route.
+/// Counts the request, applies faults armed for its route, and runs it in a
+/// span naming the route.
 pub async fn faults(
     State(state): State<Shared>,
     ConnectInfo(conn): ConnectInfo<Conn>,
@@ -26,7 +28,18 @@ pub async fn faults(
     next: Next,
 ) -> Response {
     let route = Route::classify(req.method(), req.uri().path());
-    tracing::debug!(route = route.as_str(), method = %req.method(), peer = %conn.peer, "emulator request");
+    let span = tracing::info_span!(
+        "emulator",
+        route = route.as_str(),
+        method = %req.method(),
+        peer = %conn.peer
+    );
+    let response = apply(state, conn, route, req, next).instrument(span).await;
+    tracing::debug!(route = route.as_str(), status = %response.status(), "emulator answered");
+    response
+}
+
+async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next) -> Response {
     let Some(action) = state.faults.take(route) else {
         return next.run(req).await;
     };
