@@ -107,9 +107,13 @@ fn security(raw: Option<&str>) -> Result<Security, TransformError> {
     let mut p = Params::parse("security", raw)?;
     let policy = p.text(&["policy", "p"])?;
     let signature = p.text(&["signature", "s"])?;
-    let (Some(policy), Some(signature)) = (policy, signature) else {
-        return Err(p.bad("policy", "security needs both policy (p) and signature (s)"));
-    };
+    let reason = "security needs both policy (p) and signature (s)";
+    let policy = policy.ok_or_else(|| p.bad("policy", reason))?;
+    let signature = signature.ok_or_else(|| p.bad("signature", reason))?;
     p.finish("policy (p) and signature (s)")?;
     Ok(Security { policy, signature })
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;

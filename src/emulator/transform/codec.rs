@@ -26,11 +26,20 @@ pub(crate) fn decode(input: &[u8]) -> Result<Canvas, TransformError> {
     let format = image::guess_format(input).map_err(|_| TransformError::NotAnImage)?;
     let mut reader = ImageReader::with_format(Cursor::new(input), format);
     reader.limits(Limits::default());
-    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|_| TransformError::NotAnImage)?;
     let (width, height) = decoder.dimensions();
     check_size(width, height)?;
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| match e {
+        ImageError::Limits(_) => TransformError::TooLarge {
+            width: u64::from(width),
+            height: u64::from(height),
+            max: MAX_PIXELS,
+        },
+        _ => TransformError::NotAnImage,
+    })?;
     let format = match format {
         ImageFormat::Jpeg => Format::Jpeg,
         _ => Format::Png,
@@ -59,17 +68,6 @@ pub(crate) fn check_pixels(width: u64, height: u64) -> Result<(), TransformError
         });
     }
     Ok(())
-}
-
-fn decode_error(err: ImageError) -> TransformError {
-    match err {
-        ImageError::Limits(_) => TransformError::TooLarge {
-            width: 0,
-            height: 0,
-            max: MAX_PIXELS,
-        },
-        _ => TransformError::NotAnImage,
-    }
 }
 
 /// Encodes the canvas in its output format.
@@ -114,15 +112,20 @@ fn flatten(image: DynamicImage, background: Rgba) -> DynamicImage {
         ColorType::L16 => DynamicImage::ImageLuma8(image.into_luma8()),
         color if !color.has_alpha() => DynamicImage::ImageRgb8(image.into_rgb8()),
         _ => {
-            let rgba = image.into_rgba8();
-            let (width, height) = rgba.dimensions();
+            let mut rgba = image.into_rgba8();
             let [br, bg, bb, _] = background.map(u32::from);
-            let rgb = image::RgbImage::from_fn(width, height, |x, y| {
-                let [r, g, b, a] = rgba.get_pixel(x, y).0.map(u32::from);
-                let mix = |c: u32, under: u32| ((c * a + under * (255 - a) + 127) / 255) as u8;
-                image::Rgb([mix(r, br), mix(g, bg), mix(b, bb)])
-            });
-            DynamicImage::ImageRgb8(rgb)
+            let raw: &mut [u8] = &mut rgba;
+            let mut at = 0;
+            while at + 4 <= raw.len() {
+                let a = u32::from(raw[at + 3]);
+                let mix =
+                    |c: u8, under: u32| ((u32::from(c) * a + under * (255 - a) + 127) / 255) as u8;
+                raw[at] = mix(raw[at], br);
+                raw[at + 1] = mix(raw[at + 1], bg);
+                raw[at + 2] = mix(raw[at + 2], bb);
+                at += 4;
+            }
+            DynamicImage::ImageRgb8(DynamicImage::ImageRgba8(rgba).into_rgb8())
         }
     }
 }

@@ -3,7 +3,7 @@
 //! 1. Auto-levels: each of R, G, B is stretched so that its 1st percentile
 //!    becomes 0 and its 99th percentile 255 (a flat channel is left alone).
 //! 2. Saturation: each pixel is pushed away from its grey value by 15%
-//!    (30% for the `vivid` preset).
+//!    (30% for the `vivid` preset), in integer arithmetic.
 //! 3. A mild unsharp mask (sigma 1, threshold 2).
 //!
 //! Every other preset behaves like the default. Dimensions and alpha are kept.
@@ -17,16 +17,17 @@ const CLIP_PERCENT: u64 = 1;
 
 /// Runs the three steps above.
 pub(crate) fn enhance(image: &DynamicImage, preset: Option<&str>) -> DynamicImage {
-    let tables = level_tables(image);
-    let saturation = match preset {
-        Some("vivid") => 1.3,
-        _ => 1.15,
+    let [red, green, blue] = level_tables(image);
+    // Saturation factor in 256ths.
+    let saturation: i32 = match preset {
+        Some("vivid") => 333,
+        _ => 294,
     };
     let adjusted = map_rgba(image, |[r, g, b, a]| {
         let levelled = [
-            tables[0][usize::from(r)],
-            tables[1][usize::from(g)],
-            tables[2][usize::from(b)],
+            red[usize::from(r)],
+            green[usize::from(g)],
+            blue[usize::from(b)],
         ];
         let [r, g, b] = saturate(levelled, saturation);
         [r, g, b, a]
@@ -38,10 +39,13 @@ pub(crate) fn enhance(image: &DynamicImage, preset: Option<&str>) -> DynamicImag
 fn level_tables(image: &DynamicImage) -> [[u8; 256]; 3] {
     let mut histograms = [[0u64; 256]; 3];
     let rgb = image.to_rgb8();
-    for pixel in rgb.pixels() {
-        for (histogram, value) in histograms.iter_mut().zip(pixel.0) {
-            histogram[usize::from(value)] += 1;
-        }
+    let raw: &[u8] = &rgb;
+    let mut at = 0;
+    while at + 3 <= raw.len() {
+        histograms[0][usize::from(raw[at])] += 1;
+        histograms[1][usize::from(raw[at + 1])] += 1;
+        histograms[2][usize::from(raw[at + 2])] += 1;
+        at += 3;
     }
     histograms.map(|histogram| {
         let (low, high) = percentiles(&histogram);
@@ -77,11 +81,12 @@ fn stretch(low: u8, high: u8) -> [u8; 256] {
     std::array::from_fn(|v| ((v as f32 - low) * 255.0 / span).round().clamp(0.0, 255.0) as u8)
 }
 
-/// Moves a colour away from its luma by `factor`.
-fn saturate([r, g, b]: [u8; 3], factor: f32) -> [u8; 3] {
-    let (r, g, b) = (f32::from(r), f32::from(g), f32::from(b));
-    let luma = 0.299 * r + 0.587 * g + 0.114 * b;
-    [r, g, b].map(|c| (luma + (c - luma) * factor).round().clamp(0.0, 255.0) as u8)
+/// Moves a colour away from its luma by `factor`/256.
+fn saturate([r, g, b]: [u8; 3], factor: i32) -> [u8; 3] {
+    let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+    let luma = (77 * r + 150 * g + 29 * b + 128) >> 8;
+    let push = |c: i32| (luma + (c - luma) * factor / 256).clamp(0, 255) as u8;
+    [push(r), push(g), push(b)]
 }
 
 #[cfg(test)]
@@ -125,8 +130,8 @@ mod tests {
 
     #[test]
     fn saturation_pushes_colours_apart_and_leaves_grey_alone() {
-        let [r, _, b] = saturate([150, 100, 50], 1.3);
+        let [r, _, b] = saturate([150, 100, 50], 333);
         assert!(r > 150 && b < 50);
-        assert_eq!(saturate([90, 90, 90], 1.3), [90, 90, 90]);
+        assert_eq!(saturate([90, 90, 90], 333), [90, 90, 90]);
     }
 }

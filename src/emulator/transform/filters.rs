@@ -1,7 +1,7 @@
 //! Per-pixel and convolution filters: `blackwhite`, `sepia`, `blur`, `sharpen`.
 
 use image::imageops::GaussianBlurParameters;
-use image::{DynamicImage, GrayAlphaImage, LumaA, Rgba, RgbaImage};
+use image::{DynamicImage, GrayAlphaImage, LumaA, RgbaImage};
 
 /// Above this blur amount the box-blur approximation is used (same look,
 /// linear cost instead of a kernel growing with the radius).
@@ -25,16 +25,18 @@ pub(crate) fn blackwhite(image: &DynamicImage, threshold: u32) -> DynamicImage {
 
 /// `sepia`: the classic sepia matrix, blended with the original by `tone`%.
 pub(crate) fn sepia(image: &DynamicImage, tone: u32) -> DynamicImage {
-    let amount = f32::from(u8::try_from(tone).unwrap_or(100)) / 100.0;
+    let amount = tone.min(100) as i32;
+    // The sepia matrix in thousandths.
+    let row = |[cr, cg, cb]: [i32; 3], r: i32, g: i32, b: i32| (cr * r + cg * g + cb * b) / 1000;
     map_rgba(image, |[r, g, b, a]| {
-        let (rf, gf, bf) = (f32::from(r), f32::from(g), f32::from(b));
-        let sepia = [
-            0.393 * rf + 0.769 * gf + 0.189 * bf,
-            0.349 * rf + 0.686 * gf + 0.168 * bf,
-            0.272 * rf + 0.534 * gf + 0.131 * bf,
-        ];
-        let mix = |orig: f32, s: f32| (orig + (s - orig) * amount).round().clamp(0.0, 255.0) as u8;
-        [mix(rf, sepia[0]), mix(gf, sepia[1]), mix(bf, sepia[2]), a]
+        let (r, g, b) = (i32::from(r), i32::from(g), i32::from(b));
+        let mix = |orig: i32, s: i32| (orig + (s - orig) * amount / 100).clamp(0, 255) as u8;
+        [
+            mix(r, row([393, 769, 189], r, g, b)),
+            mix(g, row([349, 686, 168], r, g, b)),
+            mix(b, row([272, 534, 131], r, g, b)),
+            a,
+        ]
     })
 }
 
@@ -57,11 +59,19 @@ pub(crate) fn sharpen(image: &DynamicImage, amount: u32) -> DynamicImage {
 }
 
 /// Applies `f` to every RGBA8 pixel; the result keeps an alpha channel only
-/// when the input had one.
+/// when the input had one. (A plain index loop: the crate's own code runs
+/// unoptimised in tests, where iterator adapters cost a call per step.)
 pub(crate) fn map_rgba(image: &DynamicImage, f: impl Fn([u8; 4]) -> [u8; 4]) -> DynamicImage {
     let mut rgba: RgbaImage = image.to_rgba8();
-    for pixel in rgba.pixels_mut() {
-        *pixel = Rgba(f(pixel.0));
+    let raw: &mut [u8] = &mut rgba;
+    let mut at = 0;
+    while at + 4 <= raw.len() {
+        let [r, g, b, a] = f([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]);
+        raw[at] = r;
+        raw[at + 1] = g;
+        raw[at + 2] = b;
+        raw[at + 3] = a;
+        at += 4;
     }
     let out = DynamicImage::ImageRgba8(rgba);
     match image.color().has_alpha() {

@@ -124,55 +124,95 @@ pub(crate) fn rotate(
         Some(90) => image.rotate90(),
         Some(180) => image.rotate180(),
         Some(270) => image.rotate270(),
-        Some(deg) => DynamicImage::ImageRgba8(rotate_any(image, deg, r.background)?),
+        Some(deg) => {
+            let rotated = DynamicImage::ImageRgba8(rotate_any(image, deg, r.background)?);
+            match image.color().has_alpha() || r.background[3] < 255 {
+                true => rotated,
+                false => DynamicImage::ImageRgb8(rotated.into_rgb8()),
+            }
+        }
     })
 }
 
-/// Rotation by any angle with bilinear sampling.
+/// Rotation by any angle with bilinear sampling (fixed-point weights; plain
+/// index arithmetic because the crate's own code runs unoptimised in tests).
 fn rotate_any(
     image: &DynamicImage,
     deg: u32,
     background: [u8; 4],
 ) -> Result<RgbaImage, TransformError> {
     let src = image.to_rgba8();
-    let (sw, sh) = (f64::from(src.width()), f64::from(src.height()));
+    let (sw, sh) = (src.width() as usize, src.height() as usize);
     let (sin, cos) = f64::from(deg).to_radians().sin_cos();
     // Shave float noise so that e.g. 45 degrees of a square is not one pixel wider.
     let side = |v: f64| (v - 1e-6).ceil().max(1.0);
     let (dw, dh) = (
-        side(sw * cos.abs() + sh * sin.abs()),
-        side(sw * sin.abs() + sh * cos.abs()),
+        side(sw as f64 * cos.abs() + sh as f64 * sin.abs()),
+        side(sw as f64 * sin.abs() + sh as f64 * cos.abs()),
     );
     check_pixels(dw as u64, dh as u64)?;
-    let (scx, scy, dcx, dcy) = (sw / 2.0, sh / 2.0, dw / 2.0, dh / 2.0);
-    Ok(RgbaImage::from_fn(dw as u32, dh as u32, |x, y| {
-        let dx = f64::from(x) + 0.5 - dcx;
-        let dy = f64::from(y) + 0.5 - dcy;
-        let sx = scx + dx * cos + dy * sin - 0.5;
-        let sy = scy - dx * sin + dy * cos - 0.5;
-        image::Rgba(bilinear(&src, sx, sy, background))
-    }))
+    let mut out = RgbaImage::new(dw as u32, dh as u32);
+    let (dw, dh) = (dw as usize, dh as usize);
+    let pixels: &[u8] = src.as_raw();
+    let buffer: &mut [u8] = &mut out;
+    for y in 0..dh {
+        let dy = y as f64 + 0.5 - dh as f64 / 2.0;
+        let dx0 = 0.5 - dw as f64 / 2.0;
+        // Source position of the output pixel (0, y); each step in x adds (cos, -sin).
+        let mut sx = sw as f64 / 2.0 + dx0 * cos + dy * sin - 0.5;
+        let mut sy = sh as f64 / 2.0 - dx0 * sin + dy * cos - 0.5;
+        for x in 0..dw {
+            let at = (y * dw + x) * 4;
+            let value = bilinear(pixels, (sw, sh), (sx, sy), background);
+            buffer[at..at + 4].copy_from_slice(&value);
+            sx += cos;
+            sy -= sin;
+        }
+    }
+    Ok(out)
 }
 
-/// Samples `src` at a fractional position; outside pixels are `background`.
-fn bilinear(src: &RgbaImage, x: f64, y: f64, background: [u8; 4]) -> [u8; 4] {
-    let (x0, y0) = (x.floor(), y.floor());
-    let (tx, ty) = (x - x0, y - y0);
-    let at = |px: f64, py: f64| -> [f64; 4] {
-        let inside = px >= 0.0 && py >= 0.0;
-        let pixel = inside
-            .then(|| src.get_pixel_checked(px as u32, py as u32))
-            .flatten()
-            .map_or(background, |p| p.0);
-        pixel.map(f64::from)
+/// Samples an RGBA8 buffer of `size` at a fractional position; pixels outside
+/// count as `background`.
+fn bilinear(pixels: &[u8], size: (usize, usize), pos: (f64, f64), background: [u8; 4]) -> [u8; 4] {
+    let (fx, fy) = (pos.0.floor(), pos.1.floor());
+    if fx < -1.0 || fy < -1.0 || fx >= size.0 as f64 || fy >= size.1 as f64 {
+        return background;
+    }
+    // Weights out of 256 for the right and lower neighbours.
+    let wx = ((pos.0 - fx) * 256.0) as u32;
+    let wy = ((pos.1 - fy) * 256.0) as u32;
+    let (x0, y0) = (fx as i64, fy as i64);
+    let (w, h) = (size.0 as i64, size.1 as i64);
+    if x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h {
+        // Fast path: all four neighbours inside.
+        let at = (y0 as usize * size.0 + x0 as usize) * 4;
+        let below = at + size.0 * 4;
+        let quad = (&pixels[at..at + 8], &pixels[below..below + 8]);
+        return blend(quad.0, quad.1, wx, wy);
+    }
+    let fetch = |x: i64, y: i64| -> [u8; 4] {
+        if x < 0 || y < 0 || x >= w || y >= h {
+            return background;
+        }
+        let at = (y as usize * size.0 + x as usize) * 4;
+        [pixels[at], pixels[at + 1], pixels[at + 2], pixels[at + 3]]
     };
-    let (a, b) = (at(x0, y0), at(x0 + 1.0, y0));
-    let (c, d) = (at(x0, y0 + 1.0), at(x0 + 1.0, y0 + 1.0));
-    std::array::from_fn(|i| {
-        let top = a[i] + (b[i] - a[i]) * tx;
-        let bottom = c[i] + (d[i] - c[i]) * tx;
-        (top + (bottom - top) * ty).round().clamp(0.0, 255.0) as u8
-    })
+    let top = [fetch(x0, y0), fetch(x0 + 1, y0)].concat();
+    let bottom = [fetch(x0, y0 + 1), fetch(x0 + 1, y0 + 1)].concat();
+    blend(&top, &bottom, wx, wy)
+}
+
+/// Blends two horizontal pairs of RGBA pixels (8 bytes each) with weights
+/// out of 256 for the right and lower pixels.
+fn blend(top: &[u8], bottom: &[u8], wx: u32, wy: u32) -> [u8; 4] {
+    let (ix, iy) = (256 - wx, 256 - wy);
+    let channel = |i: usize| {
+        let t = u32::from(top[i]) * ix + u32::from(top[i + 4]) * wx;
+        let b = u32::from(bottom[i]) * ix + u32::from(bottom[i + 4]) * wx;
+        ((t * iy + b * wy + (1 << 15)) >> 16) as u8
+    };
+    [channel(0), channel(1), channel(2), channel(3)]
 }
 
 #[cfg(test)]

@@ -133,3 +133,7 @@ pub struct Chain {
 pub fn parse_chain(path: &str) -> Result<Chain, TransformError> {
     chain::parse(path)
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

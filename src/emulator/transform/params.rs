@@ -37,7 +37,7 @@ impl Params {
 
     /// Removes the parameter called `names[0]` or any alias in `names[1..]`.
     pub(crate) fn take(&mut self, names: &[&'static str]) -> Result<Option<Value>, TransformError> {
-        let canonical = names.first().copied().unwrap_or_default();
+        let canonical = canonical(names);
         let mut found = None;
         let mut i = 0;
         while i < self.entries.len() {
@@ -61,7 +61,9 @@ impl Params {
         match self.take(names)? {
             None => Ok(None),
             Some(Value::Scalar(s)) => Ok(Some(s)),
-            Some(Value::List(_)) => Err(self.bad(names[0], "expected a single value, not a list")),
+            Some(Value::List(_)) => {
+                Err(self.bad(canonical(names), "expected a single value, not a list"))
+            }
         }
     }
 
@@ -73,7 +75,7 @@ impl Params {
     ) -> Result<Option<u32>, TransformError> {
         match self.text(names)? {
             None => Ok(None),
-            Some(s) => self.int_value(names[0], &s, range).map(Some),
+            Some(s) => self.int_value(canonical(names), &s, range).map(Some),
         }
     }
 
@@ -86,7 +88,7 @@ impl Params {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            Some(_) => Err(self.bad(names[0], "expected true or false")),
+            Some(_) => Err(self.bad(canonical(names), "expected true or false")),
         }
     }
 
@@ -132,6 +134,11 @@ impl Params {
     pub(crate) fn bad(&self, param: &str, reason: &str) -> TransformError {
         bad(self.task, param, reason)
     }
+}
+
+/// The full name of a parameter: the first of its names.
+fn canonical<'a>(names: &[&'a str]) -> &'a str {
+    names.first().copied().unwrap_or_default()
 }
 
 /// A `BadParam` error.

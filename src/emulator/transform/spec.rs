@@ -190,10 +190,8 @@ fn resize_params(r: &Resize) -> String {
         Fit::Scale => "scale",
         Fit::Max => "max",
     };
-    let mut s = match r.align.faces {
-        true => "align:faces".to_owned(),
-        false => format!("align:[{vertical},{horizontal}]"),
-    };
+    let faces = if r.align.faces { "faces," } else { "" };
+    let mut s = format!("align:[{faces}{vertical},{horizontal}]");
     let _ = write!(s, ",fit:{fit}");
     if let Some(h) = r.height {
         let _ = write!(s, ",height:{h}");
