@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use filegate::filestack::{FilestackClient, FilestackError, UploadSpec};
+use filegate::filestack::{FilestackClient, FilestackError, MetadataField, UploadSpec};
 use futures_util::StreamExt;
 use serde_json::json;
 use support::{MIB, TestEmulator, chunked, data};
@@ -312,4 +312,26 @@ async fn the_stream_is_read_only_as_fast_as_parts_are_uploaded() {
             "part {part} read after {puts} PUTs"
         );
     }
+}
+
+#[tokio::test]
+async fn an_upload_lands_under_the_path_and_container_its_policy_is_pinned_to() {
+    let emulator = TestEmulator::start().await;
+    let client = emulator.client();
+    let spec = UploadSpec {
+        container: Some("bucket.one".into()),
+        ..spec("placed.txt", Some(6))
+    };
+    let stored = client
+        .upload(chunked(b"placed", 2), spec)
+        .await
+        .expect("upload succeeds");
+    let fields = [MetadataField::Path, MetadataField::Container];
+    let metadata = client
+        .metadata(&stored.handle, &fields)
+        .await
+        .expect("metadata");
+    let path = metadata.path.expect("a path");
+    assert!(path.starts_with("user-uploads/alice/"), "{path}");
+    assert_eq!(metadata.container.as_deref(), Some("bucket.one"));
 }
