@@ -2,5 +2,19 @@
 //! and webhook verification. Every base URL is configuration, so the same code
 //! talks to Filestack or to the emulator.
 
+mod client;
+pub mod config;
+pub mod error;
+pub mod files;
+mod http;
 pub mod policy;
+pub mod retry;
+pub mod upload;
+pub mod urls;
 pub mod webhook;
+
+pub use client::FilestackClient;
+pub use config::{ConfigError, FilestackConfig, RetryPolicy};
+pub use error::FilestackError;
+pub use files::{Metadata, MetadataField};
+pub use upload::{StoredFile, UploadSpec};

@@ -1,0 +1,202 @@
+//! Errors of the Filestack client.
+//!
+//! Messages carry the upstream status and a short, redacted excerpt of the
+//! body; they never carry the app secret, a policy, a signature or a query
+//! string (URLs in transport errors are removed before they are kept).
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A boxed error with the bounds needed to cross tasks.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Longest excerpt of an upstream body kept in an error.
+pub const BODY_EXCERPT_LIMIT: usize = 512;
+
+/// What went wrong talking to Filestack.
+#[derive(Debug, thiserror::Error)]
+pub enum FilestackError {
+    /// Filestack refused the request as malformed (4xx other than 401/403/404).
+    #[error("Filestack refused the request (status {status}): {body}")]
+    BadRequest { status: u16, body: String },
+    /// Filestack refused the policy or signature (401/403).
+    #[error("Filestack refused the security policy (status {status}): {body}")]
+    PolicyRefused { status: u16, body: String },
+    /// The handle does not exist (404).
+    #[error("Filestack has no such file")]
+    NotFound,
+    /// Filestack could not be reached or answered 5xx/429; worth retrying later.
+    #[error("Filestack is unavailable{}", status_suffix(*.status))]
+    Unavailable {
+        status: Option<u16>,
+        #[source]
+        source: BoxError,
+    },
+    /// The stream did not carry the declared number of bytes.
+    #[error("declared size is {declared} bytes but the stream carried {received}")]
+    SizeMismatch { declared: u64, received: u64 },
+    /// The size must be declared for files larger than one part.
+    #[error("the size must be declared for files larger than one part")]
+    SizeRequired,
+    /// The caller's byte stream failed.
+    #[error("the upload stream failed")]
+    Stream(#[source] BoxError),
+    /// Filestack answered something this client cannot use.
+    #[error("unexpected answer from Filestack: {0}")]
+    Protocol(String),
+    /// A handle with characters that cannot be a Filestack handle.
+    #[error("not a valid Filestack handle")]
+    InvalidHandle,
+}
+
+impl FilestackError {
+    /// Whether trying again later may succeed (5xx, 429, timeouts, connection errors).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FilestackError::Unavailable { .. })
+    }
+
+    /// Whether the request surely created nothing upstream and may be sent
+    /// again even when it is not idempotent: a connection that could not be
+    /// made, or a 5xx answer.
+    pub fn is_safe_to_resend(&self) -> bool {
+        match self {
+            FilestackError::Unavailable {
+                status: Some(status),
+                ..
+            } => (500..=599).contains(status),
+            FilestackError::Unavailable {
+                status: None,
+                source,
+            } => source
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_connect),
+            _ => false,
+        }
+    }
+
+    /// The upstream HTTP status, when there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FilestackError::BadRequest { status, .. }
+            | FilestackError::PolicyRefused { status, .. } => Some(*status),
+            FilestackError::NotFound => Some(404),
+            FilestackError::Unavailable { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// A transport error, with its URL (and so any signature) removed.
+    pub(crate) fn transport(error: reqwest::Error) -> Self {
+        FilestackError::Unavailable {
+            status: None,
+            source: Box::new(error.without_url()),
+        }
+    }
+}
+
+fn status_suffix(status: Option<u16>) -> String {
+    status.map(|s| format!(" (status {s})")).unwrap_or_default()
+}
+
+/// An upstream answer with a retryable status, kept as the source of
+/// [`FilestackError::Unavailable`].
+#[derive(Debug)]
+pub struct UpstreamStatus {
+    pub status: u16,
+    pub body: String,
+}
+
+impl fmt::Display for UpstreamStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "upstream answered {}: {}", self.status, self.body)
+    }
+}
+
+impl StdError for UpstreamStatus {}
+
+/// Maps a non-success status and its body to an error. `secrets` (policy,
+/// signature) are replaced in the body before it is kept.
+pub(crate) fn from_status(status: u16, body: &[u8], secrets: &[&str]) -> FilestackError {
+    let body = excerpt(body, secrets);
+    match status {
+        401 | 403 => FilestackError::PolicyRefused { status, body },
+        404 => FilestackError::NotFound,
+        429 | 500..=599 => FilestackError::Unavailable {
+            status: Some(status),
+            source: Box::new(UpstreamStatus { status, body }),
+        },
+        400..=499 => FilestackError::BadRequest { status, body },
+        _ => FilestackError::Protocol(format!("unexpected status {status}")),
+    }
+}
+
+/// A printable, bounded, redacted excerpt of an upstream body.
+pub(crate) fn excerpt(body: &[u8], secrets: &[&str]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut text = text.into_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        text = text.replace(secret, "[redacted]");
+    }
+    let mut cut: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(BODY_EXCERPT_LIMIT)
+        .collect();
+    if text.chars().count() > BODY_EXCERPT_LIMIT {
+        cut.push('…');
+    }
+    cut.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BODY_EXCERPT_LIMIT, FilestackError, excerpt, from_status};
+
+    #[test]
+    fn statuses_map_to_the_documented_variants() {
+        assert!(matches!(
+            from_status(400, b"bad", &[]),
+            FilestackError::BadRequest { status: 400, .. }
+        ));
+        assert!(matches!(
+            from_status(403, b"no", &[]),
+            FilestackError::PolicyRefused { status: 403, .. }
+        ));
+        assert!(matches!(
+            from_status(404, b"", &[]),
+            FilestackError::NotFound
+        ));
+        let unavailable = from_status(503, b"down", &[]);
+        assert!(unavailable.is_retryable());
+        assert_eq!(unavailable.status(), Some(503));
+        assert!(from_status(429, b"", &[]).is_retryable());
+        assert!(!from_status(400, b"", &[]).is_retryable());
+    }
+
+    #[test]
+    fn only_5xx_answers_are_safe_to_resend_for_non_idempotent_calls() {
+        assert!(from_status(503, b"", &[]).is_safe_to_resend());
+        assert!(!from_status(429, b"", &[]).is_safe_to_resend());
+        assert!(!from_status(400, b"", &[]).is_safe_to_resend());
+    }
+
+    #[test]
+    fn a_body_echoing_the_policy_and_signature_is_redacted() {
+        let error = from_status(
+            403,
+            br#"policy error: (signature: "abc123"; policy "eyJwb2xp")"#,
+            &["eyJwb2xp", "abc123"],
+        );
+        let shown = error.to_string();
+        assert!(!shown.contains("abc123"), "{shown}");
+        assert!(!shown.contains("eyJwb2xp"), "{shown}");
+        assert!(shown.contains("403"), "{shown}");
+    }
+
+    #[test]
+    fn long_bodies_are_cut_to_a_bounded_excerpt() {
+        let body = "x".repeat(10_000);
+        let cut = excerpt(body.as_bytes(), &[]);
+        assert_eq!(cut.chars().count(), BODY_EXCERPT_LIMIT + 1);
+    }
+}

@@ -1,0 +1,224 @@
+//! The File API: delete, metadata, simple store, and signed delivery URLs
+//! (protocol reference, sections 4.1 and 7).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+
+use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
+use crate::filestack::error::FilestackError;
+use crate::filestack::http::{check_handle, join, json, send};
+use crate::filestack::policy::{Call, Policy};
+use crate::filestack::retry::retry;
+use crate::filestack::upload::{StoredFile, UploadSpec};
+use crate::filestack::urls::{Transform, signed_url};
+
+/// A metadata field that can be requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataField {
+    Size,
+    Mimetype,
+    Filename,
+    Width,
+    Height,
+    Uploaded,
+    Writeable,
+    Md5,
+    Sha256,
+    Path,
+    Container,
+    Location,
+}
+
+impl MetadataField {
+    /// The query parameter name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetadataField::Size => "size",
+            MetadataField::Mimetype => "mimetype",
+            MetadataField::Filename => "filename",
+            MetadataField::Width => "width",
+            MetadataField::Height => "height",
+            MetadataField::Uploaded => "uploaded",
+            MetadataField::Writeable => "writeable",
+            MetadataField::Md5 => "md5",
+            MetadataField::Sha256 => "sha256",
+            MetadataField::Path => "path",
+            MetadataField::Container => "container",
+            MetadataField::Location => "location",
+        }
+    }
+}
+
+/// A file's metadata; fields not requested (or null, like `width` of a
+/// non-image) are `None`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct Metadata {
+    pub size: Option<u64>,
+    pub mimetype: Option<String>,
+    pub filename: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Upload time as Filestack sends it (a number; milliseconds since the epoch assumed).
+    pub uploaded: Option<f64>,
+    pub writeable: Option<bool>,
+    pub md5: Option<String>,
+    pub sha256: Option<String>,
+    pub path: Option<String>,
+    pub container: Option<String>,
+    pub location: Option<String>,
+    pub key: Option<String>,
+}
+
+/// What `/api/store` answers (the MIME type is under `type`).
+#[derive(Debug, Deserialize)]
+struct StoreAnswer {
+    url: String,
+    handle: Option<String>,
+    size: Option<u64>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    mimetype: Option<String>,
+    filename: Option<String>,
+}
+
+impl FilestackClient {
+    /// Deletes a file: `DELETE {api}/file/HANDLE` with a `remove` policy
+    /// pinned to the handle. An unknown handle gives [`FilestackError::NotFound`].
+    pub async fn delete(&self, handle: &str) -> Result<(), FilestackError> {
+        check_handle(handle)?;
+        let security = self.sign(&self.handle_policy(handle, &[Call::Remove], SHORT_TTL));
+        let url = join(&self.config.api_url, &format!("file/{handle}"));
+        let query = [
+            ("key", self.config.api_key.as_str()),
+            ("policy", &security.policy),
+            ("signature", &security.signature),
+        ];
+        let secrets = [security.policy.as_str(), security.signature.as_str()];
+        let mut attempt = 0;
+        retry(
+            &self.config.retry,
+            "file_delete",
+            FilestackError::is_retryable,
+            || {
+                attempt += 1;
+                let retried = attempt > 1;
+                let request = self.http.delete(&url).query(&query);
+                let secrets = &secrets;
+                async move {
+                    match send(request, secrets).await {
+                        // An earlier attempt deleted it but its answer was lost.
+                        Err(FilestackError::NotFound) if retried => Ok(()),
+                        other => other.map(drop),
+                    }
+                }
+            },
+        )
+        .await?;
+        tracing::info!(handle, "file deleted");
+        Ok(())
+    }
+
+    /// Reads the requested metadata fields with a `stat` policy pinned to the
+    /// handle (`GET {cdn}/HANDLE/metadata?field=true&...`).
+    pub async fn metadata(
+        &self,
+        handle: &str,
+        fields: &[MetadataField],
+    ) -> Result<Metadata, FilestackError> {
+        check_handle(handle)?;
+        let security = self.sign(&self.handle_policy(handle, &[Call::Stat], SHORT_TTL));
+        let url = join(&self.config.cdn_url, &format!("{handle}/metadata"));
+        let mut query: Vec<(&str, &str)> = fields.iter().map(|f| (f.as_str(), "true")).collect();
+        query.push(("policy", &security.policy));
+        query.push(("signature", &security.signature));
+        let secrets = [security.policy.as_str(), security.signature.as_str()];
+        retry(
+            &self.config.retry,
+            "metadata",
+            FilestackError::is_retryable,
+            || async {
+                let response = send(self.http.get(&url).query(&query), &secrets).await?;
+                json(response, "metadata").await
+            },
+        )
+        .await
+    }
+
+    /// A CDN URL that reads the file for `ttl` (`read` pinned to the handle).
+    pub fn download_url(&self, handle: &str, ttl: Duration) -> Result<String, FilestackError> {
+        check_handle(handle)?;
+        let security = self.sign(&self.handle_policy(handle, &[Call::Read], ttl));
+        Ok(signed_url(&self.config.cdn_url, handle, &security))
+    }
+
+    /// A signed URL of a transformation (`read` + `convert` pinned to its handle).
+    pub fn thumbnail_url(
+        &self,
+        transform: &Transform,
+        ttl: Duration,
+    ) -> Result<String, FilestackError> {
+        let handle = transform.handle();
+        check_handle(handle)?;
+        let policy = self.handle_policy(handle, &[Call::Read, Call::Convert], ttl);
+        Ok(transform.signed_url(&self.config.cdn_url, &self.sign(&policy)))
+    }
+
+    /// Stores a small file in one request (`POST {api}/store/S3`, raw body).
+    /// Not retried: a lost answer could leave a stored file behind.
+    pub async fn store(
+        &self,
+        bytes: Bytes,
+        spec: &UploadSpec,
+    ) -> Result<StoredFile, FilestackError> {
+        let size = bytes.len() as u64;
+        if spec.size.is_some_and(|declared| declared != size) {
+            let declared = spec.size.unwrap_or_default();
+            return Err(FilestackError::SizeMismatch {
+                declared,
+                received: size,
+            });
+        }
+        let mut policy = Policy::new(expiry_in(SHORT_TTL), &[Call::Pick]).with_max_size(size);
+        policy.path = spec.path.as_deref().map(regex_escape);
+        policy.container = spec.container.as_deref().map(regex_escape);
+        let security = self.sign(&policy);
+        let url = join(&self.config.api_url, "store/S3");
+        let mut query = vec![
+            ("key", self.config.api_key.as_str()),
+            ("filename", &spec.filename),
+            ("mimetype", &spec.mimetype),
+            ("policy", &security.policy),
+            ("signature", &security.signature),
+        ];
+        query.extend(spec.path.as_deref().map(|path| ("path", path)));
+        query.extend(spec.container.as_deref().map(|c| ("container", c)));
+        let request = self
+            .http
+            .post(&url)
+            .query(&query)
+            .header(reqwest::header::CONTENT_TYPE, &spec.mimetype)
+            .body(bytes);
+        let secrets = [security.policy.as_str(), security.signature.as_str()];
+        let answer: StoreAnswer = json(send(request, &secrets).await?, "store").await?;
+        let handle = match answer.handle {
+            Some(handle) => handle,
+            None => answer.url.rsplit('/').next().unwrap_or_default().to_owned(),
+        };
+        check_handle(&handle).map_err(|_| FilestackError::Protocol("store: no handle".into()))?;
+        Ok(StoredFile {
+            handle,
+            url: answer.url,
+            size: answer.size.unwrap_or(size),
+            mimetype: answer
+                .mimetype
+                .or(answer.kind)
+                .unwrap_or_else(|| spec.mimetype.clone()),
+            filename: answer.filename.unwrap_or_else(|| spec.filename.clone()),
+        })
+    }
+}
+
+/// Validity of the policies of one File API call.
+const SHORT_TTL: Duration = Duration::from_secs(300);

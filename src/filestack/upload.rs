@@ -1,0 +1,211 @@
+//! Multipart upload from an async byte stream, with bounded memory: at most
+//! `parts_in_flight` parts uploading while one more is being read.
+
+mod parts;
+mod protocol;
+
+use std::pin::pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{Stream, StreamExt};
+use tracing::Instrument;
+
+use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
+use crate::filestack::error::{BoxError, FilestackError};
+use crate::filestack::policy::{Call, Policy};
+use parts::PartReader;
+use protocol::{PartEtag, Session};
+
+pub use parts::md5_base64;
+
+/// How long the `pick` policy of an upload stays valid.
+pub const UPLOAD_POLICY_TTL: Duration = Duration::from_secs(3600);
+
+/// What is uploaded and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSpec {
+    /// The file's name as Filestack records it.
+    pub filename: String,
+    /// Its MIME type.
+    pub mimetype: String,
+    /// Its size in bytes; required for files larger than one part.
+    pub size: Option<u64>,
+    /// Storage path (e.g. `user-uploads/alice/`).
+    pub path: Option<String>,
+    /// Storage container (bucket).
+    pub container: Option<String>,
+}
+
+impl UploadSpec {
+    /// A spec with a name and a type, no size, default storage.
+    pub fn new(filename: impl Into<String>, mimetype: impl Into<String>) -> Self {
+        Self {
+            filename: filename.into(),
+            mimetype: mimetype.into(),
+            size: None,
+            path: None,
+            container: None,
+        }
+    }
+}
+
+/// A file Filestack stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub handle: String,
+    /// Its CDN URL (unsigned).
+    pub url: String,
+    pub size: u64,
+    pub mimetype: String,
+    pub filename: String,
+}
+
+impl FilestackClient {
+    /// Uploads `body` with the multipart protocol and returns the stored file.
+    ///
+    /// The stream is read one part at a time, only when fewer than
+    /// `parts_in_flight` parts are uploading, so memory stays below
+    /// `part_size × (parts_in_flight + 1)` plus one chunk. Without a declared
+    /// size, the stream must fit in one part ([`FilestackError::SizeRequired`]).
+    /// A stream error or a size mismatch stops the upload before `complete`.
+    pub async fn upload<S, E>(
+        &self,
+        body: S,
+        spec: UploadSpec,
+    ) -> Result<StoredFile, FilestackError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        let span = tracing::info_span!(
+            "filestack.upload",
+            filename = %spec.filename,
+            size = spec.size,
+            handle = tracing::field::Empty,
+        );
+        let result = self
+            .upload_in_span(body, &spec)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(file) => {
+                span.record("handle", file.handle.as_str());
+                tracing::info!(parent: &span, size = file.size, "upload stored");
+            }
+            Err(error) => tracing::warn!(parent: &span, %error, "upload failed"),
+        }
+        result
+    }
+
+    async fn upload_in_span<S, E>(
+        &self,
+        body: S,
+        spec: &UploadSpec,
+    ) -> Result<StoredFile, FilestackError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
+        let body = pin!(body);
+        let mut reader = PartReader::new(body, self.config.part_size, spec.size);
+        let (size, first) = match spec.size {
+            Some(size) => (size, None),
+            None => {
+                let first = reader.next_part().await?.unwrap_or_default();
+                if !reader.at_end().await? {
+                    return Err(FilestackError::SizeRequired);
+                }
+                (first.len() as u64, Some(first))
+            }
+        };
+        let security = self.sign(&self.upload_policy(spec, size));
+        let session = Session::start(self, spec, size, security).await?;
+        let parts = self.upload_parts(&session, reader, first).await?;
+        session.complete(parts).await
+    }
+
+    /// `pick` only, for at most `size` bytes, pinned to the path and container.
+    fn upload_policy(&self, spec: &UploadSpec, size: u64) -> Policy {
+        let mut policy =
+            Policy::new(expiry_in(UPLOAD_POLICY_TTL), &[Call::Pick]).with_max_size(size);
+        policy.path = spec.path.as_deref().map(regex_escape);
+        policy.container = spec.container.as_deref().map(regex_escape);
+        policy
+    }
+
+    /// Reads parts while a slot is free and drives the uploads in flight;
+    /// returns the ETags in part order.
+    async fn upload_parts<S, E>(
+        &self,
+        session: &Session<'_>,
+        mut reader: PartReader<S>,
+        mut first: Option<Bytes>,
+    ) -> Result<Vec<PartEtag>, FilestackError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: Into<BoxError>,
+    {
+        let slots = self.config.parts_in_flight;
+        let mut in_flight = FuturesUnordered::new();
+        let mut done = Vec::new();
+        let mut number = 0u32;
+        let mut reading = true;
+        loop {
+            if reading && in_flight.len() < slots {
+                let next = match first.take() {
+                    Some(part) => Some(part),
+                    None if in_flight.is_empty() => reader.next_part().await?,
+                    None => tokio::select! {
+                        biased;
+                        finished = in_flight.next() => {
+                            if let Some(finished) = finished {
+                                done.push(finished?);
+                            }
+                            continue;
+                        }
+                        next = reader.next_part() => next?,
+                    },
+                };
+                match next {
+                    Some(part) => {
+                        number += 1;
+                        in_flight.push(session.upload_part(number, part));
+                    }
+                    None => reading = false,
+                }
+            } else {
+                match in_flight.next().await {
+                    Some(finished) => done.push(finished?),
+                    None => break,
+                }
+            }
+        }
+        tracing::debug!(
+            parts = number,
+            bytes = reader.received(),
+            "all parts uploaded"
+        );
+        done.sort_by_key(|part: &PartEtag| part.part_number);
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::UploadSpec;
+    use crate::filestack::{FilestackClient, FilestackConfig};
+    use crate::secret::Secret;
+
+    #[test]
+    fn the_upload_future_can_be_spawned() {
+        fn assert_send<T: Send + 'static>(_: T) {}
+        let config = FilestackConfig::new("key", Secret::new("s"));
+        let client = FilestackClient::new(config).unwrap();
+        let body = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
+        assert_send(async move { client.upload(body, UploadSpec::new("a", "b")).await });
+    }
+}

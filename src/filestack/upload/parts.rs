@@ -1,0 +1,232 @@
+//! Cutting a byte stream into parts of exactly `part_size` bytes (the last
+//! one shorter), checking the declared size as bytes arrive.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+
+use crate::filestack::error::{BoxError, FilestackError};
+
+/// Standard base64 (padded) of the MD5 digest of `bytes`, as `/multipart/upload` wants it.
+pub fn md5_base64(bytes: &[u8]) -> String {
+    STANDARD.encode(Md5::digest(bytes))
+}
+
+/// Reads parts from a stream. Holds at most one part plus one chunk.
+pub(crate) struct PartReader<S> {
+    stream: S,
+    part_size: usize,
+    declared: Option<u64>,
+    buffer: BytesMut,
+    received: u64,
+    ended: bool,
+    parts: u32,
+}
+
+impl<S, E> PartReader<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<BoxError>,
+{
+    pub(crate) fn new(stream: S, part_size: usize, declared: Option<u64>) -> Self {
+        Self {
+            stream,
+            part_size,
+            declared,
+            buffer: BytesMut::new(),
+            received: 0,
+            ended: false,
+            parts: 0,
+        }
+    }
+
+    /// The next part, or `None` after the last. An empty stream gives one
+    /// empty part. Cancel-safe: bytes read are kept in the reader, not in
+    /// the future.
+    pub(crate) async fn next_part(&mut self) -> Result<Option<Bytes>, FilestackError> {
+        loop {
+            if self.buffer.len() >= self.part_size {
+                return Ok(Some(self.take(self.part_size)));
+            }
+            if self.ended {
+                let last = !self.buffer.is_empty() || self.parts == 0;
+                return Ok(last.then(|| self.take(self.buffer.len())));
+            }
+            self.read_chunk().await?;
+        }
+    }
+
+    /// Whether the stream has no byte left (reads at most one more chunk).
+    pub(crate) async fn at_end(&mut self) -> Result<bool, FilestackError> {
+        while self.buffer.is_empty() && !self.ended {
+            self.read_chunk().await?;
+        }
+        Ok(self.buffer.is_empty())
+    }
+
+    /// Bytes read from the stream so far.
+    pub(crate) fn received(&self) -> u64 {
+        self.received
+    }
+
+    fn take(&mut self, len: usize) -> Bytes {
+        self.parts += 1;
+        self.buffer.split_to(len).freeze()
+    }
+
+    async fn read_chunk(&mut self) -> Result<(), FilestackError> {
+        match self.stream.next().await {
+            None => {
+                self.ended = true;
+                match self.declared {
+                    Some(declared) if declared != self.received => {
+                        Err(FilestackError::SizeMismatch {
+                            declared,
+                            received: self.received,
+                        })
+                    }
+                    _ => Ok(()),
+                }
+            }
+            Some(Err(error)) => Err(FilestackError::Stream(error.into())),
+            Some(Ok(chunk)) => {
+                self.received += chunk.len() as u64;
+                if let Some(declared) = self.declared.filter(|d| self.received > *d) {
+                    return Err(FilestackError::SizeMismatch {
+                        declared,
+                        received: self.received,
+                    });
+                }
+                if self.buffer.is_empty() {
+                    self.buffer
+                        .reserve(self.part_size.min(chunk.len().max(64 * 1024)));
+                }
+                self.buffer.extend_from_slice(&chunk);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use futures_util::stream;
+
+    use super::{PartReader, md5_base64};
+    use crate::filestack::error::FilestackError;
+
+    const MIB: usize = 1024 * 1024;
+
+    fn chunks(total: usize, chunk: usize) -> Vec<Result<Bytes, Infallible>> {
+        let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        data.chunks(chunk.max(1))
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect()
+    }
+
+    async fn part_sizes(total: usize, part: usize, chunk: usize) -> Vec<usize> {
+        let mut reader =
+            PartReader::new(stream::iter(chunks(total, chunk)), part, Some(total as u64));
+        let mut sizes = Vec::new();
+        while let Some(part) = reader.next_part().await.unwrap() {
+            sizes.push(part.len());
+        }
+        sizes
+    }
+
+    #[test]
+    fn md5_of_hello_world_matches_the_sdk_vector() {
+        assert_eq!(md5_base64(b"hello world"), "XrY7u+Ae7tCTyyK7j1rNww==");
+    }
+
+    #[tokio::test]
+    async fn streams_are_cut_into_parts_of_exactly_the_part_size() {
+        let part = 5 * MIB;
+        assert_eq!(part_sizes(0, part, 1000).await, [0]);
+        assert_eq!(part_sizes(1, part, 1000).await, [1]);
+        assert_eq!(part_sizes(part, part, 65_536).await, [part]);
+        assert_eq!(part_sizes(part + 1, part, 65_536).await, [part, 1]);
+        assert_eq!(
+            part_sizes(12 * MIB + 123, part, 100_003).await,
+            [part, part, 2_097_275]
+        );
+    }
+
+    #[tokio::test]
+    async fn chunks_larger_than_a_part_are_split_across_parts() {
+        assert_eq!(part_sizes(25, 10, 25).await, [10, 10, 5]);
+        assert_eq!(part_sizes(25, 10, 7).await, [10, 10, 5]);
+    }
+
+    #[tokio::test]
+    async fn parts_carry_the_stream_bytes_in_order() {
+        let mut reader = PartReader::new(stream::iter(chunks(25, 3)), 10, None);
+        let mut all = Vec::new();
+        while let Some(part) = reader.next_part().await.unwrap() {
+            all.extend_from_slice(&part);
+        }
+        let expected: Vec<u8> = (0..25).map(|i| (i % 251) as u8).collect();
+        assert_eq!(all, expected);
+    }
+
+    #[tokio::test]
+    async fn more_bytes_than_declared_fail_at_the_first_extra_chunk() {
+        let items = vec![
+            Ok::<_, Infallible>(Bytes::from_static(b"12345")),
+            Ok(Bytes::from_static(b"678")),
+        ];
+        let mut reader = PartReader::new(stream::iter(items), 100, Some(6));
+        let error = reader.next_part().await.unwrap_err();
+        assert!(matches!(
+            error,
+            FilestackError::SizeMismatch {
+                declared: 6,
+                received: 8
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn fewer_bytes_than_declared_fail_at_the_end_of_the_stream() {
+        let mut reader = PartReader::new(stream::iter(chunks(20, 4)), 10, Some(21));
+        assert_eq!(reader.next_part().await.unwrap().map(|p| p.len()), Some(10));
+        assert_eq!(reader.next_part().await.unwrap().map(|p| p.len()), Some(10));
+        let error = reader.next_part().await.unwrap_err();
+        assert!(matches!(
+            error,
+            FilestackError::SizeMismatch {
+                declared: 21,
+                received: 20
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn at_end_tells_whether_a_stream_fits_in_one_part() {
+        let mut exact = PartReader::new(stream::iter(chunks(10, 5)), 10, None);
+        assert_eq!(exact.next_part().await.unwrap().map(|p| p.len()), Some(10));
+        assert!(exact.at_end().await.unwrap());
+        let mut longer = PartReader::new(stream::iter(chunks(11, 5)), 10, None);
+        assert_eq!(longer.next_part().await.unwrap().map(|p| p.len()), Some(10));
+        assert!(!longer.at_end().await.unwrap());
+        assert_eq!(longer.received(), 11);
+    }
+
+    #[tokio::test]
+    async fn a_stream_error_is_reported_as_such() {
+        let items = vec![
+            Ok(Bytes::from_static(b"ab")),
+            Err(std::io::Error::other("gone")),
+        ];
+        let mut reader = PartReader::new(stream::iter(items), 10, None);
+        assert!(matches!(
+            reader.next_part().await,
+            Err(FilestackError::Stream(_))
+        ));
+    }
+}

@@ -1,0 +1,355 @@
+//! The four calls of a multipart upload (protocol reference, section 5):
+//! start, part upload (`/multipart/upload` then `PUT`), and complete.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use crate::filestack::client::FilestackClient;
+use crate::filestack::error::{FilestackError, UpstreamStatus};
+use crate::filestack::http::{check_handle, join, json, send};
+use crate::filestack::policy::Security;
+use crate::filestack::retry::{backoff, retry};
+use crate::filestack::upload::parts::md5_base64;
+use crate::filestack::upload::{StoredFile, UploadSpec};
+
+/// Where the file goes (`store` in the JSON bodies).
+#[derive(Debug, Serialize)]
+struct Store<'a> {
+    location: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<&'a str>,
+}
+
+/// What `/multipart/start` answered.
+#[derive(Debug, Deserialize)]
+struct StartAnswer {
+    #[serde(default)]
+    uri: String,
+    #[serde(default)]
+    region: String,
+    upload_id: String,
+    location_url: Option<String>,
+}
+
+/// Where to PUT one part.
+#[derive(Debug, Deserialize)]
+struct PartTarget {
+    url: String,
+    #[serde(default)]
+    headers: HashMap<String, String>,
+}
+
+/// One uploaded part, for `/multipart/complete`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct PartEtag {
+    pub(crate) part_number: u32,
+    pub(crate) etag: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompleteAnswer {
+    handle: String,
+    url: Option<String>,
+    size: Option<u64>,
+    mimetype: Option<String>,
+    filename: Option<String>,
+}
+
+/// An upload that `/multipart/start` accepted.
+pub(crate) struct Session<'a> {
+    client: &'a FilestackClient,
+    spec: &'a UploadSpec,
+    size: u64,
+    security: Security,
+    answer: StartAnswer,
+    /// Scheme and host for every call after start.
+    base: String,
+}
+
+impl<'a> Session<'a> {
+    /// `POST {upload}/multipart/start`, resent only when it surely created nothing.
+    pub(crate) async fn start(
+        client: &'a FilestackClient,
+        spec: &'a UploadSpec,
+        size: u64,
+        security: Security,
+    ) -> Result<Session<'a>, FilestackError> {
+        let config = &client.config;
+        let body = serde_json::json!({
+            "apikey": config.api_key,
+            "filename": spec.filename,
+            "mimetype": spec.mimetype,
+            "size": size,
+            "store": store_of(spec),
+            "policy": security.policy,
+            "signature": security.signature,
+        });
+        let url = join(&config.upload_url, "multipart/start");
+        let secrets = [security.policy.as_str(), security.signature.as_str()];
+        let answer: StartAnswer = retry(
+            &config.retry,
+            "multipart_start",
+            FilestackError::is_safe_to_resend,
+            || async {
+                let response = send(client.http.post(&url).json(&body), &secrets).await?;
+                json(response, "multipart/start").await
+            },
+        )
+        .await?;
+        let base = location_base(&config.upload_url, answer.location_url.as_deref());
+        tracing::debug!(upload_id = %answer.upload_id, %base, "multipart upload started");
+        Ok(Session {
+            client,
+            spec,
+            size,
+            security,
+            answer,
+            base,
+        })
+    }
+
+    /// Uploads part `number` (1-based): asks where, PUTs it, returns its ETag.
+    pub(crate) async fn upload_part(
+        &self,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<PartEtag, FilestackError> {
+        let span = tracing::debug_span!("filestack.part", part = number, size = bytes.len());
+        async {
+            let md5 = md5_base64(&bytes);
+            let target = self.part_target(number, bytes.len(), &md5).await?;
+            let headers = header_map(&target.headers)?;
+            let url = if target.url.starts_with('/') {
+                join(&self.base, &target.url)
+            } else {
+                target.url
+            };
+            let config = &self.client.config;
+            let etag = retry(
+                &config.retry,
+                "part_put",
+                FilestackError::is_retryable,
+                || self.put(&url, &headers, bytes.clone(), number),
+            )
+            .await?;
+            tracing::debug!("part uploaded");
+            Ok(PartEtag {
+                part_number: number,
+                etag,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn part_target(
+        &self,
+        number: u32,
+        size: usize,
+        md5: &str,
+    ) -> Result<PartTarget, FilestackError> {
+        let config = &self.client.config;
+        let body = serde_json::json!({
+            "apikey": config.api_key,
+            "part": number,
+            "size": size,
+            "md5": md5,
+            "uri": self.answer.uri,
+            "region": self.answer.region,
+            "upload_id": self.answer.upload_id,
+            "store": store_of(self.spec),
+            "policy": self.security.policy,
+            "signature": self.security.signature,
+        });
+        let url = join(&self.base, "multipart/upload");
+        let secrets = self.secrets();
+        retry(
+            &config.retry,
+            "multipart_upload",
+            FilestackError::is_retryable,
+            || async {
+                let response = send(self.client.http.post(&url).json(&body), &secrets).await?;
+                json(response, "multipart/upload").await
+            },
+        )
+        .await
+    }
+
+    async fn put(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        bytes: Bytes,
+        number: u32,
+    ) -> Result<String, FilestackError> {
+        let request = self.client.http.put(url).headers(headers.clone());
+        let response = send(request.body(bytes), &[]).await?;
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|value| value.to_str().ok())
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| FilestackError::Protocol(format!("part {number}: no ETag")))?;
+        Ok(etag.to_owned())
+    }
+
+    /// `POST /multipart/complete`, again while it answers 202 (bounded by
+    /// `complete_timeout`) or fails in a retryable way (bounded by the retry policy).
+    pub(crate) async fn complete(
+        &self,
+        parts: Vec<PartEtag>,
+    ) -> Result<StoredFile, FilestackError> {
+        let config = &self.client.config;
+        let body = serde_json::json!({
+            "apikey": config.api_key,
+            "filename": self.spec.filename,
+            "mimetype": self.spec.mimetype,
+            "size": self.size,
+            "store": store_of(self.spec),
+            "policy": self.security.policy,
+            "signature": self.security.signature,
+            "uri": self.answer.uri,
+            "region": self.answer.region,
+            "upload_id": self.answer.upload_id,
+            "parts": parts,
+        });
+        let url = join(&self.base, "multipart/complete");
+        let deadline = Instant::now() + config.complete_timeout;
+        let mut accepted = 0;
+        loop {
+            let answer = retry(
+                &config.retry,
+                "multipart_complete",
+                FilestackError::is_retryable,
+                || self.complete_once(&url, &body),
+            )
+            .await?;
+            if let Some(answer) = answer {
+                return self.stored_file(answer);
+            }
+            accepted += 1;
+            let delay = backoff(&config.retry, accepted);
+            if Instant::now() + delay > deadline {
+                return Err(FilestackError::Unavailable {
+                    status: Some(202),
+                    source: Box::new(UpstreamStatus {
+                        status: 202,
+                        body: format!("still assembling after {accepted} attempts"),
+                    }),
+                });
+            }
+            tracing::debug!(accepted, ?delay, "complete accepted, not done yet");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// `None` when Filestack answered 202 (parts accepted, still assembling).
+    async fn complete_once(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<CompleteAnswer>, FilestackError> {
+        let secrets = self.secrets();
+        let response = send(self.client.http.post(url).json(body), &secrets).await?;
+        if response.status() == reqwest::StatusCode::ACCEPTED {
+            return Ok(None);
+        }
+        json(response, "multipart/complete").await.map(Some)
+    }
+
+    fn stored_file(&self, answer: CompleteAnswer) -> Result<StoredFile, FilestackError> {
+        check_handle(&answer.handle)
+            .map_err(|_| FilestackError::Protocol("complete: invalid handle".into()))?;
+        let url = answer
+            .url
+            .unwrap_or_else(|| join(&self.client.config.cdn_url, &answer.handle));
+        Ok(StoredFile {
+            handle: answer.handle,
+            url,
+            size: answer.size.unwrap_or(self.size),
+            mimetype: answer
+                .mimetype
+                .unwrap_or_else(|| self.spec.mimetype.clone()),
+            filename: answer
+                .filename
+                .unwrap_or_else(|| self.spec.filename.clone()),
+        })
+    }
+
+    fn secrets(&self) -> [&str; 2] {
+        [&self.security.policy, &self.security.signature]
+    }
+}
+
+fn store_of(spec: &UploadSpec) -> Store<'_> {
+    Store {
+        location: "S3",
+        path: spec.path.as_deref(),
+        container: spec.container.as_deref(),
+    }
+}
+
+/// The base of the calls after start: `location_url` when it is a full URL,
+/// else `host[:port]` with the scheme of the upload URL; the upload URL
+/// itself when absent.
+pub(crate) fn location_base(upload_url: &str, location_url: Option<&str>) -> String {
+    let upload_url = upload_url.trim_end_matches('/');
+    match location_url.map(str::trim).filter(|l| !l.is_empty()) {
+        None => upload_url.to_owned(),
+        Some(full) if full.starts_with("http://") || full.starts_with("https://") => {
+            full.trim_end_matches('/').to_owned()
+        }
+        Some(host) => {
+            let scheme = upload_url.split_once("://").map_or("https", |(s, _)| s);
+            format!("{scheme}://{}", host.trim_end_matches('/'))
+        }
+    }
+}
+
+/// The headers the part PUT must carry, exactly as returned.
+fn header_map(headers: &HashMap<String, String>) -> Result<HeaderMap, FilestackError> {
+    let mut map = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes());
+        let value = HeaderValue::from_str(value);
+        match (name, value) {
+            (Ok(name), Ok(value)) => map.insert(name, value),
+            _ => return Err(FilestackError::Protocol("invalid part header".into())),
+        };
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::location_base;
+
+    #[test]
+    fn a_bare_location_takes_the_scheme_of_the_upload_url() {
+        let base = location_base("http://127.0.0.1:9", Some("127.0.0.1:4000"));
+        assert_eq!(base, "http://127.0.0.1:4000");
+        let base = location_base("https://upload.filestackapi.com", Some("upload-eu.x.com"));
+        assert_eq!(base, "https://upload-eu.x.com");
+    }
+
+    #[test]
+    fn a_full_or_missing_location_is_used_as_it_is() {
+        let base = location_base("https://u.example", Some("http://other:1/"));
+        assert_eq!(base, "http://other:1");
+        assert_eq!(
+            location_base("https://u.example/", None),
+            "https://u.example"
+        );
+        assert_eq!(
+            location_base("https://u.example", Some("")),
+            "https://u.example"
+        );
+    }
+}

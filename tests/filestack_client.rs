@@ -1,0 +1,337 @@
+//! The multipart upload of the Filestack client against the real emulator,
+//! over HTTP on 127.0.0.1:0.
+
+#[path = "support/client.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use filegate::filestack::{FilestackClient, FilestackError, MetadataField, UploadSpec};
+use futures_util::StreamExt;
+use serde_json::json;
+use support::{MIB, TestEmulator, chunked, data};
+
+fn spec(filename: &str, size: Option<u64>) -> UploadSpec {
+    UploadSpec {
+        size,
+        path: Some("user-uploads/alice/".into()),
+        ..UploadSpec::new(filename, "application/octet-stream")
+    }
+}
+
+async fn download(emulator: &TestEmulator, client: &FilestackClient, handle: &str) -> Vec<u8> {
+    let url = client
+        .download_url(handle, Duration::from_secs(60))
+        .expect("valid handle");
+    emulator.get(&url).await
+}
+
+#[tokio::test]
+async fn a_multi_part_upload_round_trips_byte_for_byte_through_a_signed_url() {
+    let emulator = TestEmulator::start().await;
+    let client = emulator.client();
+    let bytes = data(12 * MIB + 123);
+    let stored = client
+        .upload(
+            chunked(&bytes, 100_003),
+            spec("big.bin", Some(bytes.len() as u64)),
+        )
+        .await
+        .expect("upload succeeds");
+    assert_eq!(stored.size, bytes.len() as u64);
+    assert_eq!(stored.filename, "big.bin");
+    assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+    let stats = emulator.stats().await;
+    assert_eq!(stats.requests("multipart_upload"), 3);
+    assert_eq!(stats.requests("part_put"), 3);
+    assert_eq!(stats.requests("multipart_complete"), 1);
+    assert_eq!(stats.stored_files(), 1);
+}
+
+#[tokio::test]
+async fn a_small_upload_of_unknown_size_is_stored_in_one_part() {
+    let emulator = TestEmulator::start().await;
+    let client = emulator.client();
+    let stored = client
+        .upload(chunked(b"hello world", 4), spec("hello.txt", None))
+        .await
+        .expect("upload succeeds");
+    assert_eq!(stored.size, 11);
+    assert_eq!(
+        download(&emulator, &client, &stored.handle).await,
+        b"hello world"
+    );
+    assert_eq!(emulator.stats().await.requests("part_put"), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_size_larger_than_one_part_is_refused_before_starting() {
+    let emulator = TestEmulator::start().await;
+    let bytes = data(5 * MIB + 1);
+    let result = emulator
+        .client()
+        .upload(chunked(&bytes, 65_536), spec("big.bin", None))
+        .await;
+    assert!(
+        matches!(result, Err(FilestackError::SizeRequired)),
+        "{result:?}"
+    );
+    assert_eq!(emulator.stats().await.requests("multipart_start"), 0);
+}
+
+#[tokio::test]
+async fn a_stream_shorter_than_declared_fails_and_leaves_nothing_stored() {
+    let emulator = TestEmulator::start().await;
+    let bytes = data(6 * MIB);
+    let declared = bytes.len() as u64 + 10;
+    let result = emulator
+        .client()
+        .upload(chunked(&bytes, 65_536), spec("short.bin", Some(declared)))
+        .await;
+    assert!(
+        matches!(result, Err(FilestackError::SizeMismatch { declared: d, received }) if d == declared && received == declared - 10),
+        "{result:?}"
+    );
+    let stats = emulator.stats().await;
+    assert_eq!(stats.requests("multipart_complete"), 0);
+    assert_eq!(stats.stored_files(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_longer_than_declared_fails_and_leaves_nothing_stored() {
+    let emulator = TestEmulator::start().await;
+    let bytes = data(6 * MIB);
+    let declared = bytes.len() as u64 - 1;
+    let result = emulator
+        .client()
+        .upload(chunked(&bytes, 65_536), spec("long.bin", Some(declared)))
+        .await;
+    assert!(
+        matches!(result, Err(FilestackError::SizeMismatch { declared: d, .. }) if d == declared),
+        "{result:?}"
+    );
+    let stats = emulator.stats().await;
+    assert_eq!(stats.requests("multipart_complete"), 0);
+    assert_eq!(stats.stored_files(), 0);
+}
+
+#[tokio::test]
+async fn a_part_put_failing_once_with_503_succeeds_after_a_retry() {
+    let emulator = TestEmulator::start().await;
+    emulator
+        .fault(json!({"route": "part_put", "status": 503, "count": 1}))
+        .await;
+    let client = emulator.client();
+    let bytes = data(7 * MIB);
+    let stored = client
+        .upload(
+            chunked(&bytes, 65_536),
+            spec("retry.bin", Some(bytes.len() as u64)),
+        )
+        .await
+        .expect("upload succeeds after a retry");
+    assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+    let stats = emulator.stats().await;
+    assert_eq!(stats.requests("part_put"), 3, "two parts and one retry");
+    assert_eq!(stats.stored_files(), 1);
+}
+
+#[tokio::test]
+async fn a_start_answering_503_once_is_sent_again() {
+    let emulator = TestEmulator::start().await;
+    emulator
+        .fault(json!({"route": "multipart_start", "status": 503, "count": 1}))
+        .await;
+    let stored = emulator
+        .client()
+        .upload(chunked(b"abc", 3), spec("a.txt", Some(3)))
+        .await
+        .expect("upload succeeds");
+    assert_eq!(stored.size, 3);
+    assert_eq!(emulator.stats().await.requests("multipart_start"), 2);
+}
+
+#[tokio::test]
+async fn a_start_refused_as_a_bad_request_is_not_sent_again() {
+    let emulator = TestEmulator::start().await;
+    emulator
+        .fault(json!({"route": "multipart_start", "status": 400, "count": 5}))
+        .await;
+    let result = emulator
+        .client()
+        .upload(chunked(b"abc", 3), spec("a.txt", Some(3)))
+        .await;
+    assert!(
+        matches!(result, Err(FilestackError::BadRequest { status: 400, .. })),
+        "{result:?}"
+    );
+    assert_eq!(emulator.stats().await.requests("multipart_start"), 1);
+}
+
+#[tokio::test]
+async fn complete_answering_202_three_times_succeeds() {
+    let emulator = TestEmulator::start().await;
+    emulator
+        .fault(json!({"route": "multipart_complete", "accepted": 3}))
+        .await;
+    let client = emulator.client();
+    let stored = client
+        .upload(chunked(b"assembled later", 5), spec("late.txt", Some(15)))
+        .await
+        .expect("upload succeeds after 202s");
+    assert_eq!(
+        download(&emulator, &client, &stored.handle).await,
+        b"assembled later"
+    );
+    assert_eq!(emulator.stats().await.requests("multipart_complete"), 4);
+}
+
+#[tokio::test]
+async fn a_stream_error_aborts_the_upload_with_no_file() {
+    let emulator = TestEmulator::start().await;
+    let good = chunked(&data(6 * MIB), 65_536);
+    let failing = good.chain(futures_util::stream::iter([Err(std::io::Error::other(
+        "client went away",
+    ))]));
+    let result = emulator
+        .client()
+        .upload(failing, spec("broken.bin", Some(20 * MIB as u64)))
+        .await;
+    assert!(
+        matches!(result, Err(FilestackError::Stream(_))),
+        "{result:?}"
+    );
+    let stats = emulator.stats().await;
+    assert_eq!(stats.requests("multipart_complete"), 0);
+    assert_eq!(stats.stored_files(), 0);
+}
+
+#[tokio::test]
+async fn a_persistent_503_gives_unavailable_within_the_retry_budget() {
+    let emulator = TestEmulator::start().await;
+    emulator
+        .fault(json!({"route": "multipart_upload", "status": 503, "count": 50}))
+        .await;
+    let client = emulator.client();
+    let started = Instant::now();
+    let result = client
+        .upload(chunked(b"never", 5), spec("never.txt", Some(5)))
+        .await;
+    let error = result.expect_err("the upload fails");
+    assert!(error.is_retryable(), "{error:?}");
+    assert_eq!(error.status(), Some(503));
+    let attempts = u64::from(client.config().retry.max_attempts);
+    assert_eq!(
+        emulator.stats().await.requests("multipart_upload"),
+        attempts
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "bounded by the budget"
+    );
+    assert_eq!(emulator.stats().await.stored_files(), 0);
+}
+
+#[tokio::test]
+async fn an_upload_signed_with_the_wrong_secret_is_refused_without_leaking_it() {
+    let emulator = TestEmulator::start().await;
+    let mut config = emulator.config();
+    config.app_secret = filegate::secret::Secret::new("not-the-secret");
+    let client = FilestackClient::new(config).expect("valid config");
+    let result = client
+        .upload(chunked(b"abc", 3), spec("a.txt", Some(3)))
+        .await;
+    let error = result.expect_err("refused");
+    assert!(
+        matches!(error, FilestackError::PolicyRefused { status: 403, .. }),
+        "{error:?}"
+    );
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("not-the-secret"), "{shown}");
+    assert!(!shown.contains("signature="), "{shown}");
+}
+
+#[tokio::test]
+async fn an_upload_larger_than_one_part_uses_every_part_in_order() {
+    let emulator = TestEmulator::start().await;
+    let mut config = emulator.config();
+    config.parts_in_flight = 1;
+    let client = FilestackClient::new(config).expect("valid config");
+    let bytes = data(16 * MIB + 1);
+    let stream = futures_util::stream::iter(
+        bytes
+            .chunks(3 * MIB + 7)
+            .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let stored = client
+        .upload(stream, spec("ordered.bin", Some(bytes.len() as u64)))
+        .await
+        .expect("upload succeeds");
+    assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+    assert_eq!(emulator.stats().await.requests("part_put"), 4);
+}
+
+#[tokio::test]
+async fn the_stream_is_read_only_as_fast_as_parts_are_uploaded() {
+    let emulator = TestEmulator::start().await;
+    let mut config = emulator.config();
+    config.parts_in_flight = 1;
+    let client = FilestackClient::new(config).expect("valid config");
+    emulator
+        .fault(json!({"route": "multipart_upload", "latency_ms": 100, "count": 4}))
+        .await;
+    let (part_size, chunk) = (5 * MIB, MIB);
+    let bytes = data(4 * part_size);
+    let seen = std::sync::Mutex::new(Vec::new());
+    let stream = futures_util::stream::unfold(0, |offset| {
+        let (emulator, bytes, seen) = (&emulator, &bytes, &seen);
+        async move {
+            if offset >= bytes.len() {
+                return None;
+            }
+            let puts = emulator.stats().await.requests("part_put");
+            seen.lock()
+                .expect("lock")
+                .push((offset / part_size + 1, puts));
+            let piece = Bytes::copy_from_slice(&bytes[offset..offset + chunk]);
+            Some((Ok::<_, std::io::Error>(piece), offset + chunk))
+        }
+    });
+    client
+        .upload(stream, spec("paced.bin", Some(bytes.len() as u64)))
+        .await
+        .expect("upload succeeds");
+    // Reading part p with one slot means parts 1..p-1 are done: p-1 PUTs arrived.
+    let seen = seen.into_inner().expect("lock");
+    assert_eq!(seen.len(), 20);
+    for (part, puts) in seen {
+        assert!(
+            puts as usize + 1 >= part,
+            "part {part} read after {puts} PUTs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_upload_lands_under_the_path_and_container_its_policy_is_pinned_to() {
+    let emulator = TestEmulator::start().await;
+    let client = emulator.client();
+    let spec = UploadSpec {
+        container: Some("bucket.one".into()),
+        ..spec("placed.txt", Some(6))
+    };
+    let stored = client
+        .upload(chunked(b"placed", 2), spec)
+        .await
+        .expect("upload succeeds");
+    let fields = [MetadataField::Path, MetadataField::Container];
+    let metadata = client
+        .metadata(&stored.handle, &fields)
+        .await
+        .expect("metadata");
+    let path = metadata.path.expect("a path");
+    assert!(path.starts_with("user-uploads/alice/"), "{path}");
+    assert_eq!(metadata.container.as_deref(), Some("bucket.one"));
+}
