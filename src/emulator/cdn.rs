@@ -72,7 +72,11 @@ async fn transformed(
     meta: &FileMeta,
     tasks: &[Task],
 ) -> Result<Response, ApiError> {
-    let key = hex::encode(Sha256::digest(format!("{tasks:?}").as_bytes()));
+    // Keyed by the content too, so a result rendered while the file was
+    // being overwritten is never served for the new content.
+    let key = hex::encode(Sha256::digest(
+        format!("{}:{tasks:?}", meta.sha256).as_bytes(),
+    ));
     let dir = state.store.cache_dir(&meta.handle);
     let cached = dir.join(&key);
     let mime_path = dir.join(format!("{key}.type"));
@@ -115,7 +119,7 @@ async fn write_cache(
     let tmp = state.store.tmp_path();
     tokio::fs::write(&tmp, &rendered.bytes).await?;
     tokio::fs::rename(&tmp, cached).await?;
-    tokio::fs::write(&tmp, rendered.mimetype).await?;
+    tokio::fs::write(&tmp, rendered.mimetype.as_bytes()).await?;
     tokio::fs::rename(&tmp, mime_path).await
 }
 
