@@ -17,6 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .bytes(".filegate.v1.UploadRequest.data")
         .compile_fds(descriptors)?;
     Ok(())
 }

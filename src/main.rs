@@ -1,4 +1,11 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+
+use filegate::gateway::{Application, ServeArgs, Settings};
+use filegate::secret::Secret;
 
 /// filegate: a gRPC file gateway for Filestack.
 #[derive(Parser)]
@@ -10,14 +17,104 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway (local mode with the embedded emulator when no
+    /// FILESTACK_API_KEY is set).
+    Serve(Box<ServeArgs>),
+    /// Print a caller token (HS256) for the configured or local secret.
+    Token(TokenArgs),
+    /// Run the database migrations and exit.
+    Migrate(MigrateArgs),
     /// Serve a Filestack-compatible HTTP API from a local folder.
     Emulator(filegate::emulator::EmulatorArgs),
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The owner id the token names.
+    #[arg(long)]
+    sub: String,
+    /// Lifetime, e.g. 3600, 90s, 30m, 1h or 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+    ttl: Duration,
+    /// HS256 secret; default: the local-mode secret of the data dir.
+    #[arg(long, env = "FILEGATE_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<Secret>,
+    /// Data dir of a local-mode gateway.
+    #[arg(long, env = "FILEGATE_DATA_DIR", default_value = "./filegate-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// `postgres://...` or `sqlite://...`.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+}
+
+fn parse_ttl(raw: &str) -> Result<Duration, String> {
+    let (number, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {raw}"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("unknown unit in {raw}: use s, m, h or d")),
+    };
+    Ok(Duration::from_secs(seconds))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     filegate::telemetry::init();
     match Cli::parse().command {
+        Command::Serve(args) => serve(*args).await,
+        Command::Token(args) => token(args),
+        Command::Migrate(args) => {
+            filegate::db::Database::connect(&args.database_url).await?;
+            println!("migrations applied");
+            Ok(())
+        }
         Command::Emulator(args) => filegate::emulator::run(args).await,
     }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(args)?;
+    let local = settings.is_local();
+    let data_dir = settings.args.data_dir.clone();
+    let app = Application::build(settings).await?;
+    let grpc = app.grpc_addr();
+    println!("filegate listening: grpc={grpc} http={}", app.http_addr());
+    if local {
+        print_local_help(&app, &data_dir);
+    }
+    app.run_until(filegate::gateway::app::shutdown_signal())
+        .await
+}
+
+fn print_local_help(app: &Application, data_dir: &std::path::Path) {
+    let grpc = app.grpc_addr();
+    let dir = data_dir.display();
+    println!(
+        "local mode: Filestack emulator at {}, SQLite and a development JWT secret in {dir}",
+        app.emulator_url().unwrap_or_default()
+    );
+    println!("get a token:   export TOKEN=$(filegate token --data-dir {dir} --sub alice)");
+    println!(
+        "try it:        grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' {grpc} filegate.v1.FileGatewayService/ListDocuments"
+    );
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let secret = match args.jwt_secret {
+        Some(secret) => secret,
+        None => filegate::gateway::settings::local_jwt_secret(&args.data_dir)
+            .context("reading the local JWT secret")?,
+    };
+    let token = filegate::gateway::auth::mint_hs256(&secret, &args.sub, args.ttl)?;
+    println!("{token}");
+    Ok(())
 }

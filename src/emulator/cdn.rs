@@ -76,7 +76,7 @@ async fn transformed(
     // Keyed by the content too, so a result rendered while the file was
     // being overwritten is never served for the new content.
     let key = hex::encode(Sha256::digest(
-        format!("{}:{tasks:?}", meta.sha256).as_bytes(),
+        format!("{}:{}", meta.sha256, transform::canonical(tasks)).as_bytes(),
     ));
     let dir = state.store.cache_dir(&meta.handle);
     let cached = dir.join(&key);

@@ -14,6 +14,7 @@ pub mod urls;
 pub mod webhook;
 
 pub use client::FilestackClient;
+pub(crate) use client::regex_escape;
 pub use config::{ConfigError, FilestackConfig, RetryPolicy};
 pub use error::FilestackError;
 pub use files::{Metadata, MetadataField};

@@ -143,6 +143,7 @@ pub enum Format {
     Pjpg,
     Png,
     Webp,
+    Gif,
     Pdf,
 }
 
@@ -154,6 +155,7 @@ impl Format {
             Format::Pjpg => "pjpg",
             Format::Png => "png",
             Format::Webp => "webp",
+            Format::Gif => "gif",
             Format::Pdf => "pdf",
         }
     }

@@ -1,0 +1,231 @@
+//! The `documents` table.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::db::{Database, on_pool};
+
+/// One row of `documents`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DocumentRow {
+    pub id: String,
+    pub owner: String,
+    pub handle: String,
+    pub url: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: Option<String>,
+    pub request_id: Option<String>,
+    pub origin: String,
+    /// Unix microseconds.
+    pub created_at: i64,
+}
+
+/// What an insert did.
+#[derive(Debug)]
+pub enum InsertOutcome {
+    Inserted,
+    /// The owner already has a document with this request id.
+    DuplicateRequest(Box<DocumentRow>),
+    /// Another document already has this handle.
+    HandleTaken,
+}
+
+/// Where a page of `list` starts: after this (created_at, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl PageCursor {
+    pub fn after(row: &DocumentRow) -> Self {
+        Self {
+            created_at: row.created_at,
+            id: row.id.clone(),
+        }
+    }
+
+    /// An opaque token for clients.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at, self.id))
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        if token.len() > 256 {
+            return None;
+        }
+        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+        let (created_at, id) = text.split_once(':')?;
+        Some(Self {
+            created_at: created_at.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// The columns of `documents`, in `DocumentRow` order.
+macro_rules! columns {
+    () => {
+        "id, owner, handle, url, filename, content_type, size_bytes, sha256, request_id, origin, created_at"
+    };
+}
+
+impl Database {
+    /// Inserts `row`; a unique violation is reported, not raised.
+    pub async fn insert_document(&self, row: &DocumentRow) -> Result<InsertOutcome, sqlx::Error> {
+        let sql = concat!(
+            "INSERT INTO documents (",
+            columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        );
+        let result = on_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(&row.id)
+                .bind(&row.owner)
+                .bind(&row.handle)
+                .bind(&row.url)
+                .bind(&row.filename)
+                .bind(&row.content_type)
+                .bind(row.size_bytes)
+                .bind(&row.sha256)
+                .bind(&row.request_id)
+                .bind(&row.origin)
+                .bind(row.created_at)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        match result {
+            Ok(_) => Ok(InsertOutcome::Inserted),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                if let Some(request_id) = &row.request_id
+                    && let Some(existing) = self.document_by_request(&row.owner, request_id).await?
+                {
+                    return Ok(InsertOutcome::DuplicateRequest(Box::new(existing)));
+                }
+                Ok(InsertOutcome::HandleTaken)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn document(&self, id: &str) -> Result<Option<DocumentRow>, sqlx::Error> {
+        let sql = concat!("SELECT ", columns!(), " FROM documents WHERE id = $1");
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    pub async fn document_by_handle(
+        &self,
+        handle: &str,
+    ) -> Result<Option<DocumentRow>, sqlx::Error> {
+        let sql = concat!("SELECT ", columns!(), " FROM documents WHERE handle = $1");
+        on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(handle)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    pub async fn document_by_request(
+        &self,
+        owner: &str,
+        request_id: &str,
+    ) -> Result<Option<DocumentRow>, sqlx::Error> {
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM documents WHERE owner = $1 AND request_id = $2"
+        );
+        on_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(owner)
+                .bind(request_id)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// The owner's documents, newest first, `limit` of them after `cursor`.
+    pub async fn list_documents(
+        &self,
+        owner: &str,
+        limit: i64,
+        cursor: Option<&PageCursor>,
+    ) -> Result<Vec<DocumentRow>, sqlx::Error> {
+        match cursor {
+            None => {
+                let sql = concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM documents WHERE owner = $1 {order} $2"
+                );
+                on_pool!(self, |pool| {
+                    sqlx::query_as(sql)
+                        .bind(owner)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                })
+            }
+            Some(cursor) => {
+                let sql = concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM documents WHERE owner = $1",
+                    " AND (created_at < $2 OR (created_at = $2 AND id < $3))",
+                    " ORDER BY created_at DESC, id DESC LIMIT $4"
+                );
+                on_pool!(self, |pool| {
+                    sqlx::query_as(sql)
+                        .bind(owner)
+                        .bind(cursor.created_at)
+                        .bind(&cursor.id)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await
+                })
+            }
+        }
+    }
+
+    /// Deletes a document; whether a row went.
+    pub async fn delete_document(&self, id: &str) -> Result<bool, sqlx::Error> {
+        let result = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM documents WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })?;
+        Ok(result > 0)
+    }
+
+    /// Number of documents (tests and the hardening checks).
+    pub async fn count_documents(&self) -> Result<i64, sqlx::Error> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM documents")
+                .fetch_one(pool)
+                .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PageCursor;
+
+    #[test]
+    fn page_cursors_round_trip_and_garbage_is_refused() {
+        let cursor = PageCursor {
+            created_at: 1_764_000_000_000_000,
+            id: "doc_x".into(),
+        };
+        assert_eq!(PageCursor::decode(&cursor.encode()), Some(cursor));
+        assert_eq!(PageCursor::decode("!!"), None);
+        assert_eq!(PageCursor::decode(&"A".repeat(300)), None);
+    }
+}

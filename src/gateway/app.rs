@@ -1,0 +1,251 @@
+//! The running gateway: listeners bound first (port 0 works, the ports are
+//! reported), then gRPC (service, health, reflection), the HTTP listener and,
+//! in local mode, the embedded emulator, all stopped by one shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::db::Database;
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::filestack::{FilestackClient, FilestackConfig};
+use crate::gateway::Gateway;
+use crate::gateway::auth::Authenticator;
+use crate::gateway::service::GatewayService;
+use crate::gateway::settings::{LOCAL_API_KEY, Settings};
+use crate::gateway::upload::MAX_CHUNK_BYTES;
+use crate::pb;
+use crate::pb::v1::file_gateway_service_server::FileGatewayServiceServer;
+
+/// Largest gRPC message the gateway accepts: one upload chunk plus room for
+/// the spec and framing.
+pub const MAX_MESSAGE_BYTES: usize = MAX_CHUNK_BYTES + 1024 * 1024;
+
+/// A bound, not yet serving, gateway.
+pub struct Application {
+    grpc: TcpListener,
+    http: TcpListener,
+    gateway: Arc<Gateway>,
+    emulator: Option<Emulator>,
+    emulator_url: Option<String>,
+    db: Database,
+}
+
+impl Application {
+    /// Connects to the database, binds every listener and, in local mode,
+    /// the emulator.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let args = &settings.args;
+        let (filestack_config, emulator) = match &settings.local_app_secret {
+            Some(app_secret) => {
+                let config = EmulatorConfig {
+                    data_dir: args.data_dir.join("emulator"),
+                    api_key: LOCAL_API_KEY.to_owned(),
+                    app_secret: app_secret.clone(),
+                    security: true,
+                    webhook: None,
+                };
+                let emulator = Emulator::bind(args.emulator_listen, config).await?;
+                let config = FilestackConfig::emulator(
+                    &emulator.base_url(),
+                    LOCAL_API_KEY,
+                    app_secret.clone(),
+                );
+                (config, Some(emulator))
+            }
+            None => {
+                let mut config = FilestackConfig::new(
+                    args.filestack_api_key.clone().unwrap_or_default(),
+                    args.filestack_app_secret
+                        .clone()
+                        .unwrap_or_else(|| crate::secret::Secret::new("")),
+                );
+                config.api_url = args.filestack_api_url.clone();
+                config.upload_url = args.filestack_upload_url.clone();
+                config.cdn_url = args.filestack_cdn_url.clone();
+                (config, None)
+            }
+        };
+        let mut filestack_config = filestack_config;
+        filestack_config.part_size = args.part_size;
+        filestack_config.parts_in_flight = args.parts_in_flight;
+        let filestack = FilestackClient::new(filestack_config)?;
+        let auth = Authenticator::new(
+            &settings.jwt_key,
+            args.jwt_issuer.as_deref(),
+            args.jwt_audience.as_deref(),
+        )?;
+        let db = Database::connect(&settings.database_url).await?;
+        let grpc = TcpListener::bind(args.grpc_listen).await?;
+        let http = TcpListener::bind(args.http_listen).await?;
+        let emulator_url = emulator.as_ref().map(Emulator::base_url);
+        let gateway = Arc::new(Gateway::new(
+            db.clone(),
+            filestack,
+            auth,
+            settings.limits.clone(),
+        ));
+        Ok(Application {
+            grpc,
+            http,
+            gateway,
+            emulator,
+            emulator_url,
+            db,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The embedded emulator's base URL, in local mode.
+    pub fn emulator_url(&self) -> Option<&str> {
+        self.emulator_url.as_deref()
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Serves until `shutdown` completes: health turns NOT_SERVING at once,
+    /// then in-flight calls finish and every listener closes.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let stop = CancellationToken::new();
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter
+            .set_serving::<FileGatewayServiceServer<GatewayService>>()
+            .await;
+        reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        let draining = {
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: draining");
+                reporter
+                    .set_not_serving::<FileGatewayServiceServer<GatewayService>>()
+                    .await;
+                reporter
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                stop.cancel();
+            }
+        };
+        tokio::spawn(draining);
+        let emulator = self.emulator.map(|emulator| {
+            let stop = stop.clone();
+            tokio::spawn(async move { emulator.serve(async move { stop.cancelled().await }).await })
+        });
+        let http = tokio::spawn(serve_http(self.http, self.db.clone(), stop.clone()));
+        let service = FileGatewayServiceServer::new(GatewayService::new(self.gateway))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let grpc_stop = stop.clone();
+        Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(health)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(service)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), async move {
+                grpc_stop.cancelled().await
+            })
+            .await?;
+        stop.cancel();
+        http.await??;
+        if let Some(emulator) = emulator {
+            emulator.await??;
+        }
+        self.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn serve_http(
+    listener: TcpListener,
+    db: Database,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let ready_db = db.clone();
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let db = ready_db.clone();
+                async move {
+                    if db.ping().await {
+                        (axum::http::StatusCode::OK, "ready")
+                    } else {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            "database unavailable",
+                        )
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await?;
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::error!(%error, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

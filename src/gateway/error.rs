@@ -1,0 +1,197 @@
+//! The gateway's errors, and their one mapping to `tonic::Status`.
+//!
+//! The gRPC code is the contract; every status also carries a
+//! `google.rpc.ErrorInfo` with domain `filegate` and a stable `reason`,
+//! a `BadRequest` naming the field for invalid arguments, and `RetryInfo`
+//! when retrying later can succeed. Internal detail (causes, upstream bodies)
+//! goes to the log, never to the caller.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tonic::Code;
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::filestack::FilestackError;
+
+/// The ErrorInfo domain of every filegate error.
+pub const ERROR_DOMAIN: &str = "filegate";
+
+/// What went wrong, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("invalid {field}: {description}")]
+    InvalidArgument {
+        field: &'static str,
+        reason: &'static str,
+        description: String,
+    },
+    #[error("the file is larger than the limit of {limit} bytes")]
+    FileTooLarge { limit: u64 },
+    #[error("received {received} bytes but the spec declared {declared}")]
+    SizeMismatch { declared: u64, received: u64 },
+    #[error("write_offset {given} does not match the {received} bytes received")]
+    OffsetMismatch { given: i64, received: u64 },
+    #[error("the file's SHA-256 does not match spec.sha256")]
+    ChecksumMismatch,
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("the document belongs to another owner")]
+    PermissionDenied { reason: &'static str },
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    #[error("the handle is already registered")]
+    AlreadyExists,
+    #[error("the document is not an image")]
+    NotAnImage,
+    #[error("{what}; retry later")]
+    ResourceExhausted {
+        what: &'static str,
+        retry_after: Duration,
+    },
+    #[error("{what} is unavailable; retry later")]
+    Unavailable {
+        what: &'static str,
+        reason: &'static str,
+        #[source]
+        source: Option<anyhow::Error>,
+    },
+    #[error("no upload message for {0:?}")]
+    IdleTimeout(Duration),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl GatewayError {
+    /// An invalid field, reason INVALID_ARGUMENT.
+    pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
+        GatewayError::InvalidArgument {
+            field,
+            reason: "INVALID_ARGUMENT",
+            description: description.into(),
+        }
+    }
+
+    /// An invalid field with a more specific stable reason.
+    pub fn invalid_because(
+        field: &'static str,
+        reason: &'static str,
+        description: impl Into<String>,
+    ) -> Self {
+        GatewayError::InvalidArgument {
+            field,
+            reason,
+            description: description.into(),
+        }
+    }
+
+    pub fn database(source: impl Into<anyhow::Error>) -> Self {
+        GatewayError::Unavailable {
+            what: "the database",
+            reason: "DATABASE_UNAVAILABLE",
+            source: Some(source.into()),
+        }
+    }
+
+    pub fn internal(source: impl Into<anyhow::Error>) -> Self {
+        GatewayError::Internal(source.into())
+    }
+
+    /// The gRPC code and the stable reason of this error.
+    pub fn code_and_reason(&self) -> (Code, &'static str) {
+        match self {
+            GatewayError::InvalidArgument { reason, .. } => (Code::InvalidArgument, reason),
+            GatewayError::FileTooLarge { .. } => (Code::InvalidArgument, "FILE_TOO_LARGE"),
+            GatewayError::SizeMismatch { .. } => (Code::OutOfRange, "SIZE_MISMATCH"),
+            GatewayError::OffsetMismatch { .. } => (Code::OutOfRange, "OFFSET_MISMATCH"),
+            GatewayError::ChecksumMismatch => (Code::InvalidArgument, "CHECKSUM_MISMATCH"),
+            GatewayError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
+            GatewayError::PermissionDenied { reason } => (Code::PermissionDenied, reason),
+            GatewayError::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
+            GatewayError::AlreadyExists => (Code::AlreadyExists, "HANDLE_ALREADY_REGISTERED"),
+            GatewayError::NotAnImage => (Code::FailedPrecondition, "NOT_AN_IMAGE"),
+            GatewayError::ResourceExhausted { .. } => {
+                (Code::ResourceExhausted, "RESOURCE_EXHAUSTED")
+            }
+            GatewayError::Unavailable { reason, .. } => (Code::Unavailable, reason),
+            GatewayError::IdleTimeout(_) => (Code::DeadlineExceeded, "UPLOAD_IDLE_TIMEOUT"),
+            GatewayError::Internal(_) => (Code::Internal, "INTERNAL"),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            GatewayError::ResourceExhausted { retry_after, .. } => Some(*retry_after),
+            GatewayError::Unavailable { .. } => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::InvalidArgument { field, .. } => Some(field),
+            GatewayError::FileTooLarge { .. } => Some("spec.size_bytes"),
+            GatewayError::ChecksumMismatch => Some("spec.sha256"),
+            GatewayError::SizeMismatch { .. } => Some("spec.size_bytes"),
+            GatewayError::OffsetMismatch { .. } => Some("write_offset"),
+            _ => None,
+        }
+    }
+}
+
+impl From<GatewayError> for tonic::Status {
+    fn from(error: GatewayError) -> tonic::Status {
+        let (code, reason) = error.code_and_reason();
+        match &error {
+            GatewayError::Internal(_) | GatewayError::Unavailable { .. } => {
+                tracing::error!(error = ?anyhow_chain(&error), reason, "request failed");
+            }
+            _ => tracing::debug!(%error, reason, "request refused"),
+        }
+        let mut details = ErrorDetails::new();
+        details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+        if let Some(field) = error.field() {
+            details.add_bad_request_violation(field, error.to_string());
+        }
+        if let Some(delay) = error.retry_after() {
+            details.set_retry_info(Some(delay));
+        }
+        tonic::Status::with_error_details(code, error.to_string(), details)
+    }
+}
+
+/// The error with its whole cause chain, for logs.
+fn anyhow_chain(error: &GatewayError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl From<sqlx::Error> for GatewayError {
+    fn from(error: sqlx::Error) -> Self {
+        GatewayError::database(error)
+    }
+}
+
+impl From<FilestackError> for GatewayError {
+    fn from(error: FilestackError) -> Self {
+        if error.is_retryable() {
+            return GatewayError::Unavailable {
+                what: "Filestack",
+                reason: "FILESTACK_UNAVAILABLE",
+                source: Some(error.into()),
+            };
+        }
+        match error {
+            FilestackError::NotFound => GatewayError::NotFound {
+                what: "file at Filestack",
+            },
+            other => GatewayError::Internal(other.into()),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The gRPC gateway: `filegate.v1.FileGatewayService` over the Filestack
+//! client and the database.
+//!
+//! Layers, top to bottom: `service` (tonic handlers: authenticate, parse,
+//! call one function, convert), `documents` and `upload` (the operations, on
+//! checked domain types), then the Filestack client and the database.
+
+pub mod app;
+pub mod auth;
+mod convert;
+mod documents;
+pub mod domain;
+pub mod error;
+mod service;
+pub mod settings;
+mod upload;
+
+use std::time::Duration;
+
+use crate::db::Database;
+use crate::filestack::FilestackClient;
+use crate::gateway::auth::Authenticator;
+
+pub use app::Application;
+pub use settings::{ServeArgs, Settings};
+
+/// Limits the operations enforce.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest file an upload may store, in bytes.
+    pub max_upload_bytes: u64,
+    /// TTL of signed URLs and policies when the caller gives none.
+    pub default_ttl: Duration,
+    /// Longest TTL a caller may ask for.
+    pub max_ttl: Duration,
+    /// Longest wait for the next message of an upload stream.
+    pub upload_idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 100 * 1024 * 1024,
+            default_ttl: Duration::from_secs(300),
+            max_ttl: Duration::from_secs(3600),
+            upload_idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The state every operation works on.
+#[derive(Debug)]
+pub struct Gateway {
+    pub(crate) db: Database,
+    pub(crate) filestack: FilestackClient,
+    pub(crate) auth: Authenticator,
+    pub(crate) limits: Limits,
+}
+
+impl Gateway {
+    pub fn new(
+        db: Database,
+        filestack: FilestackClient,
+        auth: Authenticator,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            db,
+            filestack,
+            auth,
+            limits,
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub(crate) fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
+}

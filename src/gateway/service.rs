@@ -1,0 +1,254 @@
+//! The tonic handlers. Each one is the same shape: authenticate, parse the
+//! request into domain types, call one operation, convert the result. A span
+//! per call carries the RPC name, the owner, the document id and the handle.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, Span, field};
+
+use crate::db::PageCursor;
+use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::gateway::domain::{DocumentId, Handle, RequestId, Ttl};
+use crate::gateway::error::GatewayError;
+use crate::gateway::upload::read_spec;
+use crate::gateway::{Gateway, convert};
+use crate::pb::v1 as pb;
+use crate::pb::v1::file_gateway_service_server::FileGatewayService;
+
+/// The gRPC face of a [`Gateway`].
+#[derive(Debug, Clone)]
+pub struct GatewayService {
+    gateway: Arc<Gateway>,
+}
+
+impl GatewayService {
+    pub fn new(gateway: Arc<Gateway>) -> Self {
+        Self { gateway }
+    }
+
+    fn ttl(&self, raw: Option<&prost_types::Duration>) -> Result<Ttl, GatewayError> {
+        let limits = &self.gateway.limits;
+        Ttl::parse(raw, limits.default_ttl, limits.max_ttl)
+    }
+}
+
+fn rpc_span(rpc: &'static str) -> Span {
+    tracing::info_span!(
+        "rpc",
+        rpc,
+        owner = field::Empty,
+        document_id = field::Empty,
+        handle = field::Empty
+    )
+}
+
+/// Runs an operation inside its span and maps its error to a status there.
+async fn respond<T>(
+    span: Span,
+    operation: impl Future<Output = Result<T, GatewayError>>,
+) -> Result<Response<T>, Status> {
+    async move {
+        let result = operation.await;
+        if let Err(error) = &result {
+            let (code, reason) = error.code_and_reason();
+            tracing::info!(?code, reason, "rpc failed");
+        }
+        result.map(Response::new).map_err(Status::from)
+    }
+    .instrument(span)
+    .await
+}
+
+fn record_document(id: &str) {
+    Span::current().record("document_id", id);
+}
+
+#[tonic::async_trait]
+impl FileGatewayService for GatewayService {
+    async fn upload(
+        &self,
+        request: Request<Streaming<pb::UploadRequest>>,
+    ) -> Result<Response<pb::UploadResponse>, Status> {
+        let gateway = &self.gateway;
+        respond(rpc_span("Upload"), async move {
+            let owner = gateway.auth.authenticate(request.metadata())?;
+            Span::current().record("owner", owner.as_str());
+            let mut stream = request.into_inner();
+            let limits = &gateway.limits;
+            let (spec, first) = read_spec(
+                &mut stream,
+                limits.upload_idle_timeout,
+                limits.max_upload_bytes,
+            )
+            .await?;
+            let row = gateway.upload(&owner, spec, first, stream).await?;
+            record_document(&row.id);
+            Span::current().record("handle", row.handle.as_str());
+            Ok(pb::UploadResponse {
+                document: Some(convert::document(row)),
+            })
+        })
+        .await
+    }
+
+    async fn signed_url(
+        &self,
+        request: Request<pb::SignedUrlRequest>,
+    ) -> Result<Response<pb::SignedUrlResponse>, Status> {
+        respond(rpc_span("SignedUrl"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            record_document(&request.document_id);
+            let id = DocumentId::parse(&request.document_id)?;
+            let ttl = self.ttl(request.ttl.as_ref())?;
+            let signed = self.gateway.signed_url(&owner, &id, ttl).await?;
+            Ok(convert::signed_url(signed))
+        })
+        .await
+    }
+
+    async fn thumbnail(
+        &self,
+        request: Request<pb::ThumbnailRequest>,
+    ) -> Result<Response<pb::ThumbnailResponse>, Status> {
+        respond(rpc_span("Thumbnail"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            record_document(&request.document_id);
+            let id = DocumentId::parse(&request.document_id)?;
+            let spec = convert::thumbnail_spec(&request)?;
+            let ttl = self.ttl(request.ttl.as_ref())?;
+            let signed = self.gateway.thumbnail(&owner, &id, spec, ttl).await?;
+            Ok(convert::thumbnail(signed))
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        respond(rpc_span("Delete"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            record_document(&request.document_id);
+            let id = DocumentId::parse(&request.document_id)?;
+            self.gateway.delete(&owner, &id).await?;
+            Ok(pb::DeleteResponse {})
+        })
+        .await
+    }
+
+    async fn register_handle(
+        &self,
+        request: Request<pb::RegisterHandleRequest>,
+    ) -> Result<Response<pb::RegisterHandleResponse>, Status> {
+        respond(rpc_span("RegisterHandle"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            let handle = Handle::parse(&request.handle)?;
+            Span::current().record("handle", handle.as_str());
+            let request_id = RequestId::parse(&request.request_id, "request_id")?;
+            let row = self
+                .gateway
+                .register_handle(&owner, &handle, request_id)
+                .await?;
+            record_document(&row.id);
+            Ok(pb::RegisterHandleResponse {
+                document: Some(convert::document(row)),
+            })
+        })
+        .await
+    }
+
+    async fn metadata(
+        &self,
+        request: Request<pb::MetadataRequest>,
+    ) -> Result<Response<pb::MetadataResponse>, Status> {
+        respond(rpc_span("Metadata"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            record_document(&request.document_id);
+            let id = DocumentId::parse(&request.document_id)?;
+            let fields = convert::metadata_fields(&request.fields)?;
+            let meta = self.gateway.metadata(&owner, &id, &fields).await?;
+            Ok(convert::metadata(meta))
+        })
+        .await
+    }
+
+    async fn get_document(
+        &self,
+        request: Request<pb::GetDocumentRequest>,
+    ) -> Result<Response<pb::GetDocumentResponse>, Status> {
+        respond(rpc_span("GetDocument"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            record_document(&request.document_id);
+            let id = DocumentId::parse(&request.document_id)?;
+            let row = self.gateway.owned_document(&owner, &id).await?;
+            Ok(pb::GetDocumentResponse {
+                document: Some(convert::document(row)),
+            })
+        })
+        .await
+    }
+
+    async fn list_documents(
+        &self,
+        request: Request<pb::ListDocumentsRequest>,
+    ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
+        respond(rpc_span("ListDocuments"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            let page_size = match request.page_size {
+                0 => DEFAULT_PAGE_SIZE,
+                n if n > 0 && n as u32 <= MAX_PAGE_SIZE => n as u32,
+                _ => {
+                    return Err(GatewayError::invalid(
+                        "page_size",
+                        "must be between 0 and 1000",
+                    ));
+                }
+            };
+            let cursor = match request.page_token.as_str() {
+                "" => None,
+                token => Some(PageCursor::decode(token).ok_or_else(|| {
+                    GatewayError::invalid("page_token", "not a token from ListDocuments")
+                })?),
+            };
+            let page = self.gateway.list(&owner, page_size, cursor).await?;
+            Ok(pb::ListDocumentsResponse {
+                documents: page.documents.into_iter().map(convert::document).collect(),
+                next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
+            })
+        })
+        .await
+    }
+
+    async fn upload_policy(
+        &self,
+        request: Request<pb::UploadPolicyRequest>,
+    ) -> Result<Response<pb::UploadPolicyResponse>, Status> {
+        respond(rpc_span("UploadPolicy"), async move {
+            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            let ttl = self.ttl(request.ttl.as_ref())?;
+            let max_size = match request.max_size_bytes {
+                0 => None,
+                n if n > 0 => Some(n as u64),
+                _ => {
+                    return Err(GatewayError::invalid(
+                        "max_size_bytes",
+                        "must not be negative",
+                    ));
+                }
+            };
+            let grant = self.gateway.upload_policy(&owner, ttl, max_size)?;
+            Ok(convert::upload_grant(grant))
+        })
+        .await
+    }
+}

@@ -1,0 +1,217 @@
+//! Settings of `filegate serve`: every flag is also an environment variable.
+//!
+//! Without `FILESTACK_API_KEY` the gateway runs in local mode: it starts the
+//! emulator in-process, keeps generated development secrets (emulator app
+//! secret, JWT secret) in the data dir, and uses SQLite there.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::gateway::Limits;
+use crate::gateway::auth::JwtKey;
+use crate::secret::Secret;
+
+/// `filegate serve` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address of the gRPC listener (port 0 picks one).
+    #[arg(long, env = "FILEGATE_GRPC_LISTEN", default_value = "127.0.0.1:50051")]
+    pub grpc_listen: SocketAddr,
+    /// Address of the HTTP listener (health, webhooks).
+    #[arg(long, env = "FILEGATE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    /// Folder for the SQLite database and local-mode files.
+    #[arg(long, env = "FILEGATE_DATA_DIR", default_value = "./filegate-data")]
+    pub data_dir: PathBuf,
+    /// `postgres://...` or `sqlite://...`; default: SQLite in the data dir.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Filestack API key. Absent: local mode with the embedded emulator.
+    #[arg(long, env = "FILESTACK_API_KEY")]
+    pub filestack_api_key: Option<String>,
+    /// Filestack app secret (signs policies). Required with an API key.
+    #[arg(long, env = "FILESTACK_APP_SECRET", hide_env_values = true)]
+    pub filestack_app_secret: Option<Secret>,
+    /// Secret of Filestack's webhook signatures.
+    #[arg(long, env = "FILESTACK_WEBHOOK_SECRET", hide_env_values = true)]
+    pub filestack_webhook_secret: Option<Secret>,
+    /// Base URL of the File API.
+    #[arg(
+        long,
+        env = "FILESTACK_API_URL",
+        default_value = "https://www.filestackapi.com/api"
+    )]
+    pub filestack_api_url: String,
+    /// Base URL of the Upload API.
+    #[arg(
+        long,
+        env = "FILESTACK_UPLOAD_URL",
+        default_value = "https://upload.filestackapi.com"
+    )]
+    pub filestack_upload_url: String,
+    /// Base URL of the CDN.
+    #[arg(
+        long,
+        env = "FILESTACK_CDN_URL",
+        default_value = "https://cdn.filestackcontent.com"
+    )]
+    pub filestack_cdn_url: String,
+    /// Address of the in-process emulator (local mode only).
+    #[arg(
+        long,
+        env = "FILEGATE_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub emulator_listen: SocketAddr,
+    /// Largest file an upload may store, in bytes.
+    #[arg(long, env = "FILEGATE_MAX_UPLOAD_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+    /// TTL of signed URLs when the caller gives none, in seconds.
+    #[arg(long, env = "FILEGATE_DEFAULT_URL_TTL_SECS", default_value_t = 300)]
+    pub default_url_ttl_secs: u64,
+    /// Longest TTL a caller may ask for, in seconds.
+    #[arg(long, env = "FILEGATE_MAX_URL_TTL_SECS", default_value_t = 3600)]
+    pub max_url_ttl_secs: u64,
+    /// Longest wait for the next message of an upload stream, in seconds.
+    #[arg(long, env = "FILEGATE_UPLOAD_IDLE_TIMEOUT_SECS", default_value_t = 30)]
+    pub upload_idle_timeout_secs: u64,
+    /// Multipart part size in bytes (at least 5 MiB).
+    #[arg(long, env = "FILEGATE_PART_SIZE", default_value_t = 8 * 1024 * 1024)]
+    pub part_size: usize,
+    /// Parts of one upload sent to Filestack at once.
+    #[arg(long, env = "FILEGATE_PARTS_IN_FLIGHT", default_value_t = 4)]
+    pub parts_in_flight: usize,
+    /// HS256 secret for caller tokens (at least 16 bytes).
+    #[arg(long, env = "FILEGATE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<Secret>,
+    /// PEM public key file for RS256/ES256 caller tokens.
+    #[arg(long, env = "FILEGATE_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Algorithm of `--jwt-public-key`: RS256 or ES256.
+    #[arg(long, env = "FILEGATE_JWT_ALGORITHM", default_value = "RS256")]
+    pub jwt_algorithm: String,
+    /// Required `iss` claim, if any.
+    #[arg(long, env = "FILEGATE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` claim, if any.
+    #[arg(long, env = "FILEGATE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+}
+
+/// Settings resolved from the flags.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub args: ServeArgs,
+    pub limits: Limits,
+    pub database_url: String,
+    pub jwt_key: JwtKey,
+    /// `Some` in local mode: the emulator's app secret.
+    pub local_app_secret: Option<Secret>,
+}
+
+impl std::fmt::Debug for JwtKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JwtKey::Hmac(_) => "Hmac([redacted])",
+            JwtKey::Rsa(_) => "Rsa(..)",
+            JwtKey::Ecdsa(_) => "Ecdsa(..)",
+        })
+    }
+}
+
+/// The API key of the local emulator.
+pub const LOCAL_API_KEY: &str = "local-api-key";
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        std::fs::create_dir_all(&args.data_dir)
+            .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
+        let local = args.filestack_api_key.is_none();
+        if !local && args.filestack_app_secret.is_none() {
+            anyhow::bail!("FILESTACK_APP_SECRET is required with FILESTACK_API_KEY");
+        }
+        let local_app_secret = if local {
+            Some(local_secret(&args.data_dir, "emulator-app-secret")?)
+        } else {
+            None
+        };
+        let jwt_key = jwt_key(&args, local)?;
+        let database_url = match &args.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", args.data_dir.join("filegate.db").display()),
+        };
+        anyhow::ensure!(
+            args.part_size >= 5 * 1024 * 1024,
+            "the part size must be at least 5 MiB"
+        );
+        anyhow::ensure!(
+            args.parts_in_flight >= 1,
+            "at least one part must be in flight"
+        );
+        let limits = Limits {
+            max_upload_bytes: args.max_upload_bytes,
+            default_ttl: Duration::from_secs(args.default_url_ttl_secs),
+            max_ttl: Duration::from_secs(args.max_url_ttl_secs),
+            upload_idle_timeout: Duration::from_secs(args.upload_idle_timeout_secs),
+        };
+        Ok(Settings {
+            args,
+            limits,
+            database_url,
+            jwt_key,
+            local_app_secret,
+        })
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.local_app_secret.is_some()
+    }
+}
+
+fn jwt_key(args: &ServeArgs, local: bool) -> anyhow::Result<JwtKey> {
+    if let Some(path) = &args.jwt_public_key {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        return match args.jwt_algorithm.as_str() {
+            "RS256" => Ok(JwtKey::Rsa(pem)),
+            "ES256" => Ok(JwtKey::Ecdsa(pem)),
+            other => anyhow::bail!("unsupported JWT algorithm {other}: use RS256 or ES256"),
+        };
+    }
+    if let Some(secret) = &args.jwt_secret {
+        return Ok(JwtKey::Hmac(secret.clone()));
+    }
+    if local {
+        return Ok(JwtKey::Hmac(local_jwt_secret(&args.data_dir)?));
+    }
+    anyhow::bail!("set FILEGATE_JWT_SECRET or FILEGATE_JWT_PUBLIC_KEY: callers must authenticate")
+}
+
+/// The development JWT secret of a local-mode data dir (created on first use).
+pub fn local_jwt_secret(data_dir: &Path) -> anyhow::Result<Secret> {
+    local_secret(data_dir, "dev-jwt-secret")
+}
+
+/// A random secret kept in `data_dir/name`, readable by the owner only.
+fn local_secret(data_dir: &Path, name: &str) -> anyhow::Result<Secret> {
+    let path = data_dir.join(name);
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(Secret::new(existing.trim()));
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = Alphanumeric.sample_string(&mut rand::rng(), 48);
+    write_private(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(Secret::new(secret))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
