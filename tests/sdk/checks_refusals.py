@@ -1,0 +1,88 @@
+"""Checks that the emulator refuses what Filestack refuses, and signs its webhooks."""
+
+import io
+import json
+
+from filestack import Client, Security
+from filestack.helpers import verify_webhook_signature
+
+from sdkcalls import CheckFailed, download_bytes, expect_http_error, fetch
+
+REFUSED = (401, 403)
+WANT_REFUSED = "401 or 403"
+WEBHOOK_WAIT_S = 15
+
+
+def _refused(action):
+    return f"HTTP {expect_http_error(action, REFUSED, WANT_REFUSED)}"
+
+
+def an_upload_with_a_policy_without_pick_is_refused(ctx):
+    client = Client(ctx.api_key, security=ctx.policy(["read", "stat", "write"]))
+    return _refused(lambda: client.upload(file_obj=io.BytesIO(b"not allowed")))
+
+
+def an_upload_signed_with_another_secret_is_refused(ctx):
+    forged = Security(ctx.policy(["pick"]).policy, ctx.app_secret + "-but-wrong")
+    client = Client(ctx.api_key, security=forged)
+    return _refused(lambda: client.upload(file_obj=io.BytesIO(b"forged")))
+
+
+def a_download_with_an_expired_policy_is_refused(ctx):
+    link = ctx.link("big")
+    expired = ctx.policy(["read"], link.handle, expires_in_s=-60)
+    return _refused(lambda: download_bytes(ctx, link, expired, "expired"))
+
+
+def a_transformation_with_a_read_only_policy_is_refused(ctx):
+    link = ctx.link("png")
+    read_only = ctx.policy(["read"], link.handle)
+    url = link.resize(width=100, height=100, fit="crop").signed_url(security=read_only)
+    return _refused(lambda: fetch(url))
+
+
+def a_read_policy_pinned_to_another_handle_is_refused(ctx):
+    link, other = ctx.link("big"), ctx.link("png")
+    pinned_elsewhere = ctx.policy(["read"], other.handle)
+    return _refused(lambda: download_bytes(ctx, link, pinned_elsewhere, "pinned-elsewhere"))
+
+
+def _upload_event_for(handle):
+    def matches(delivery):
+        try:
+            event = json.loads(delivery.body)
+        except ValueError:
+            return False
+        text = event.get("text") if isinstance(event, dict) else None
+        url = text.get("url", "") if isinstance(text, dict) else ""
+        return event.get("action") == "fp.upload" and url.endswith("/" + handle)
+
+    return matches
+
+
+def an_fp_upload_webhook_arrives_and_its_signature_verifies(ctx):
+    handle = ctx.link("big").handle
+    delivery = ctx.receiver.wait_for(_upload_event_for(handle), WEBHOOK_WAIT_S)
+    if delivery is None:
+        seen = [d.body[:120] for d in ctx.receiver.seen]
+        raise CheckFailed(f"no fp.upload for {handle} within {WEBHOOK_WAIT_S} s; received {seen}")
+    if delivery.path != "/hook":
+        raise CheckFailed(f"delivered to {delivery.path!r}, want '/hook'")
+    ok, detail = verify_webhook_signature(ctx.webhook_secret, delivery.body, delivery.headers)
+    if not ok:
+        raise CheckFailed(f"verify_webhook_signature refused it: {detail}")
+    tampered = delivery.body.replace(handle.encode(), handle[::-1].encode())
+    ok, _ = verify_webhook_signature(ctx.webhook_secret, tampered, delivery.headers)
+    if ok:
+        raise CheckFailed("a tampered body verified too: the signature does not cover the body")
+    return f"delivery for {handle} verified, tampered copy refused"
+
+
+CHECKS = [
+    an_upload_with_a_policy_without_pick_is_refused,
+    an_upload_signed_with_another_secret_is_refused,
+    a_download_with_an_expired_policy_is_refused,
+    a_transformation_with_a_read_only_policy_is_refused,
+    a_read_policy_pinned_to_another_handle_is_refused,
+    an_fp_upload_webhook_arrives_and_its_signature_verifies,
+]
