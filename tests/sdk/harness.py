@@ -9,6 +9,7 @@ mount that adapter.
 
 import queue
 import re
+import signal
 import subprocess
 import threading
 import types
@@ -74,8 +75,9 @@ class Emulator:
         return self.address
 
     def stop(self, timeout_s=10):
-        """Sends SIGTERM and waits; kills and raises if it does not exit in time."""
-        if self._proc.poll() is None:
+        """Sends SIGTERM and waits; raises if it had died before, or ignores SIGTERM."""
+        early = self._proc.poll()
+        if early is None:
             self._proc.terminate()
         try:
             code = self._proc.wait(timeout=timeout_s)
@@ -86,6 +88,10 @@ class Emulator:
         finally:
             self._reader.join(timeout=timeout_s)
             self._stderr.close()
+        if early is not None:
+            raise EmulatorError(f"emulator had already exited with status {early} before SIGTERM")
+        if code not in (0, -signal.SIGTERM):
+            raise EmulatorError(f"emulator exited with status {code} on SIGTERM")
         return code
 
     def stderr_tail(self, lines=20):
