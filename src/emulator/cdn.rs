@@ -1,0 +1,155 @@
+//! The CDN: `GET|HEAD /[APIKEY/][TASK/…]HANDLE` and `/{handle}/metadata`.
+//!
+//! The path is split by `transform::parse_chain`. A plain download needs
+//! `read`; a chain with tasks needs `read` **and** `convert`. Security comes
+//! from the `security` task or from `policy`/`signature` query parameters.
+//! Transformed results are cached under `cache/HANDLE/` keyed by the parsed
+//! tasks, and dropped when the file is overwritten or deleted.
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::emulator::auth::query_security;
+use crate::emulator::error::ApiError;
+use crate::emulator::file_api::{QueryMap, known, serve_file};
+use crate::emulator::metadata::metadata;
+use crate::emulator::state::Shared;
+use crate::emulator::store::FileMeta;
+use crate::emulator::transform::{self, Task, TransformError};
+use crate::filestack::policy::Call;
+
+/// Largest file the emulator will decode for a transformation.
+pub const MAX_TRANSFORM_INPUT: u64 = 64 * 1024 * 1024;
+
+/// Every path no other route takes.
+pub async fn cdn(
+    State(state): State<Shared>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<QueryMap>,
+) -> Result<Response, ApiError> {
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the emulator's CDN only serves GET and HEAD",
+        ));
+    }
+    let path = percent_decode(uri.path().trim_start_matches('/'));
+    if let [handle, "metadata"] = path.split('/').collect::<Vec<_>>().as_slice() {
+        return Ok(metadata(&state, handle, &query).await?.into_response());
+    }
+    if path.is_empty() {
+        return Err(ApiError::not_found("no such file"));
+    }
+    let chain = transform::parse_chain(&path).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if let Some(apikey) = chain.apikey.as_deref() {
+        if apikey != state.api_key {
+            return Err(ApiError::bad_request("Invalid Application: unknown apikey"));
+        }
+    }
+    let security = chain.security.clone().or_else(|| query_security(&query));
+    let calls: &[Call] = if chain.tasks.is_empty() {
+        &[Call::Read]
+    } else {
+        &[Call::Read, Call::Convert]
+    };
+    state
+        .guard
+        .check(security.as_ref(), calls, Some(&chain.handle))?;
+    let meta = known(&state, &chain.handle).await?;
+    let download = query.get("dl").is_some_and(|v| v == "true");
+    if chain.tasks.is_empty() {
+        return serve_file(&state, &meta, download).await;
+    }
+    transformed(&state, &meta, &chain.tasks).await
+}
+
+async fn transformed(
+    state: &Shared,
+    meta: &FileMeta,
+    tasks: &[Task],
+) -> Result<Response, ApiError> {
+    let key = hex::encode(Sha256::digest(format!("{tasks:?}").as_bytes()));
+    let dir = state.store.cache_dir(&meta.handle);
+    let cached = dir.join(&key);
+    let mime_path = dir.join(format!("{key}.type"));
+    if let Ok(mimetype) = tokio::fs::read_to_string(&mime_path).await {
+        if let Ok(file) = tokio::fs::File::open(&cached).await {
+            let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+            return Ok(([(header::CONTENT_TYPE, mimetype)], body).into_response());
+        }
+    }
+    if meta.size > MAX_TRANSFORM_INPUT {
+        return Err(ApiError::bad_request(format!(
+            "file is too large to transform (over {MAX_TRANSFORM_INPUT} bytes)"
+        )));
+    }
+    let input = tokio::fs::read(state.store.content_path(&meta.handle))
+        .await
+        .map_err(ApiError::internal)?;
+    let owned = tasks.to_vec();
+    let rendered = tokio::task::spawn_blocking(move || transform::apply(&input, &owned))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| match e {
+            TransformError::Encode(_) => ApiError::internal(e),
+            other => ApiError::bad_request(other.to_string()),
+        })?;
+    if let Err(e) = write_cache(state, &dir, &cached, &mime_path, &rendered).await {
+        tracing::warn!(error = %e, "could not cache a transformation");
+    }
+    Ok(([(header::CONTENT_TYPE, rendered.mimetype)], rendered.bytes).into_response())
+}
+
+async fn write_cache(
+    state: &Shared,
+    dir: &std::path::Path,
+    cached: &std::path::Path,
+    mime_path: &std::path::Path,
+    rendered: &transform::Rendered,
+) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let tmp = state.store.tmp_path();
+    tokio::fs::write(&tmp, &rendered.bytes).await?;
+    tokio::fs::rename(&tmp, cached).await?;
+    tokio::fs::write(&tmp, rendered.mimetype).await?;
+    tokio::fs::rename(&tmp, mime_path).await
+}
+
+/// Decodes `%XX` escapes (invalid ones are kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn escapes_in_cdn_paths_are_decoded() {
+        assert_eq!(percent_decode("path:%22a/b%22"), "path:\"a/b\"");
+        assert_eq!(percent_decode("p:abc%3D%3D,s:1"), "p:abc==,s:1");
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

@@ -1,0 +1,162 @@
+//! The File API: download, delete and overwrite (protocol reference,
+//! sections 7.1, 7.3, 7.4). Each needs a policy (when security is on) for
+//! `read`, `remove` or `write`, pinned to this handle if it names one.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::emulator::auth::{check_apikey, query_security};
+use crate::emulator::error::ApiError;
+use crate::emulator::incoming::receive;
+use crate::emulator::state::Shared;
+use crate::emulator::store::FileMeta;
+use crate::filestack::policy::Call;
+
+/// Query parameters of File API calls.
+pub type QueryMap = HashMap<String, String>;
+
+/// `GET|HEAD /api/file/{handle}`.
+pub async fn get_file(
+    State(state): State<Shared>,
+    Path(handle): Path<String>,
+    Query(query): Query<QueryMap>,
+) -> Result<Response, ApiError> {
+    state.guard.check(
+        query_security(&query).as_ref(),
+        &[Call::Read],
+        Some(&handle),
+    )?;
+    let meta = known(&state, &handle).await?;
+    let download = query.get("dl").is_some_and(|v| v == "true");
+    serve_file(&state, &meta, download).await
+}
+
+/// The metadata of a stored file, or 404.
+pub async fn known(state: &Shared, handle: &str) -> Result<FileMeta, ApiError> {
+    state
+        .store
+        .meta(handle)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found("file not found"))
+}
+
+/// Streams a stored file with Filestack's download headers.
+pub async fn serve_file(
+    state: &Shared,
+    meta: &FileMeta,
+    download: bool,
+) -> Result<Response, ApiError> {
+    let file = tokio::fs::File::open(state.store.content_path(&meta.handle))
+        .await
+        .map_err(|_| ApiError::not_found("file not found"))?;
+    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
+    let mut response = body.into_response();
+    let kind = if download { "attachment" } else { "inline" };
+    let headers = response.headers_mut();
+    let ascii: String = meta
+        .filename
+        .chars()
+        .map(|c| {
+            if (c.is_ascii_graphic() && c != '"' && c != '\\') || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let pairs = [
+        (header::CONTENT_TYPE, meta.mimetype.clone()),
+        (header::CONTENT_LENGTH, meta.size.to_string()),
+        (
+            header::CONTENT_DISPOSITION,
+            format!("{kind}; filename=\"{ascii}\""),
+        ),
+        (header::HeaderName::from_static("x-file-name"), ascii),
+    ];
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `DELETE /api/file/{handle}` and `POST /api/file/{handle}/remove`.
+pub async fn delete_file(
+    State(state): State<Shared>,
+    Path(handle): Path<String>,
+    Query(query): Query<QueryMap>,
+) -> Result<Response, ApiError> {
+    check_apikey(query.get("key").map(String::as_str), &state.api_key)?;
+    state.guard.check(
+        query_security(&query).as_ref(),
+        &[Call::Remove],
+        Some(&handle),
+    )?;
+    if !state
+        .store
+        .delete(&handle)
+        .await
+        .map_err(ApiError::internal)?
+    {
+        return Err(ApiError::not_found("file not found"));
+    }
+    tracing::info!(handle, "file deleted");
+    let url = format!("{}/api/file/{handle}", state.base_url());
+    state.notify("fp.delete", json!({ "url": url }));
+    Ok((StatusCode::OK, "success").into_response())
+}
+
+/// `POST|PUT /api/file/{handle}`: replaces the content, keeps the name.
+pub async fn overwrite_file(
+    State(state): State<Shared>,
+    Path(handle): Path<String>,
+    Query(query): Query<QueryMap>,
+    req: Request,
+) -> Result<axum::Json<Value>, ApiError> {
+    state.guard.check(
+        query_security(&query).as_ref(),
+        &[Call::Write],
+        Some(&handle),
+    )?;
+    let old = known(&state, &handle).await?;
+    let incoming = receive(&state.store, req).await?;
+    let mut target = crate::emulator::store::StoreTarget {
+        filename: old.filename.clone(),
+        mimetype: old.mimetype.clone(),
+        path: old.path.clone(),
+        container: Some(old.container.clone()),
+    };
+    if let Some(kind) = incoming.content_type.as_deref() {
+        if !kind.is_empty() && !kind.starts_with("application/octet-stream") {
+            target.mimetype = kind.to_owned();
+        }
+    }
+    let mut meta = state
+        .store
+        .describe(&handle, &incoming.tmp, &incoming.written, &target)
+        .await;
+    meta.key = old.key;
+    if let Err(e) = state.store.commit(&incoming.tmp, &meta).await {
+        let _ = tokio::fs::remove_file(&incoming.tmp).await;
+        return Err(ApiError::internal(e));
+    }
+    tracing::info!(handle, size = meta.size, "file overwritten");
+    let answer = json!({
+        "url": format!("{}/api/file/{handle}", state.base_url()),
+        "mimetype": meta.mimetype,
+        "isWriteable": true,
+        "size": meta.size,
+        "filename": meta.filename,
+    });
+    let mut event = answer.clone();
+    event["client"] = json!("Computer");
+    state.notify("fp.overwrite", event);
+    Ok(axum::Json(answer))
+}

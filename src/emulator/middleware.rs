@@ -1,0 +1,127 @@
+//! The middleware in front of every route: counts requests per route and
+//! applies armed faults (status, latency, 202, cut connection).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use tracing::Instrument;
+
+use crate::emulator::conn::Conn;
+use crate::emulator::error::ApiError;
+use crate::emulator::faults::Route;
+use crate::emulator::state::Shared;
+
+/// Counts the request, applies faults armed for its route, and runs it in a
+/// span naming the route.
+pub async fn faults(
+    State(state): State<Shared>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = Route::classify(req.method(), req.uri().path());
+    let span = tracing::info_span!(
+        "emulator",
+        route = route.as_str(),
+        method = %req.method(),
+        peer = %conn.peer
+    );
+    let response = apply(state, conn, route, req, next).instrument(span).await;
+    tracing::debug!(route = route.as_str(), status = %response.status(), "emulator answered");
+    response
+}
+
+async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next) -> Response {
+    let Some(action) = state.faults.take(route) else {
+        return next.run(req).await;
+    };
+    if let Some(latency) = action.latency {
+        tokio::time::sleep(latency).await;
+    }
+    if action.accepted {
+        return StatusCode::ACCEPTED.into_response();
+    }
+    if let Some(status) = action.status {
+        return ApiError::new(status, "injected fault").into_response();
+    }
+    let Some(budget) = action.cut_after_bytes else {
+        return next.run(req).await;
+    };
+    let budget = Arc::new(AtomicU64::new(budget));
+    let (parts, body) = req.into_parts();
+    let body = Body::from_stream(Cut::new(
+        body.into_data_stream(),
+        budget.clone(),
+        conn.clone(),
+    ));
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if budget.load(Ordering::SeqCst) == 0 {
+        conn.kill();
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = Body::from_stream(Cut::new(body.into_data_stream(), budget, conn));
+    Response::from_parts(parts, body)
+}
+
+/// A body stream that lets `budget` bytes through, then kills the
+/// connection and fails.
+struct Cut<S> {
+    inner: S,
+    budget: Arc<AtomicU64>,
+    conn: Conn,
+}
+
+impl<S> Cut<S> {
+    fn new(inner: S, budget: Arc<AtomicU64>, conn: Conn) -> Self {
+        Self {
+            inner,
+            budget,
+            conn,
+        }
+    }
+
+    fn cut(&self) -> Poll<Option<Result<Bytes, std::io::Error>>> {
+        self.conn.kill();
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "connection cut by fault injection",
+        ))))
+    }
+}
+
+impl<S, E> Stream for Cut<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let left = self.budget.load(Ordering::SeqCst);
+        if left == 0 {
+            return self.cut();
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(mut bytes))) => {
+                if bytes.len() as u64 > left {
+                    bytes.truncate(left as usize);
+                }
+                self.budget.fetch_sub(bytes.len() as u64, Ordering::SeqCst);
+                Poll::Ready(Some(Ok(bytes)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                Poll::Ready(Some(Err(std::io::Error::other(e.to_string()))))
+            }
+            other => other.map(|_| None),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The emulator's routes.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
+use axum::routing::{get, post, put};
+use serde_json::{Value, json};
+
+use crate::emulator::error::ApiError;
+use crate::emulator::faults::FaultSpec;
+use crate::emulator::state::Shared;
+use crate::emulator::{cdn, complete, file_api, metadata, middleware, multipart, s3, store_api};
+
+/// Every route, behind the fault-injection middleware.
+pub fn router(state: Shared) -> Router {
+    let streaming = Router::new()
+        .route("/s3/{upload_id}", put(s3::put_part))
+        .route("/api/store/{location}", post(store_api::store))
+        .route(
+            "/api/file/{handle}",
+            get(file_api::get_file)
+                .delete(file_api::delete_file)
+                .post(file_api::overwrite_file)
+                .put(file_api::overwrite_file),
+        )
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/multipart/start", post(multipart::start))
+        .route("/multipart/upload", post(multipart::upload))
+        .route("/multipart/commit", post(multipart::commit))
+        .route("/multipart/complete", post(complete::complete))
+        .route("/api/file/{handle}/remove", post(file_api::delete_file))
+        .route("/api/file/{handle}/metadata", get(metadata::api_metadata))
+        .route("/_emulator/faults", post(arm_fault).delete(clear_faults))
+        .route("/_emulator/stats", get(stats))
+        .merge(streaming)
+        .fallback(cdn::cdn)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::faults,
+        ))
+        .with_state(state)
+}
+
+async fn arm_fault(
+    State(state): State<Shared>,
+    axum::Json(spec): axum::Json<FaultSpec>,
+) -> Result<axum::Json<Value>, ApiError> {
+    state.faults.arm(spec)?;
+    Ok(axum::Json(json!({"armed": true})))
+}
+
+async fn clear_faults(State(state): State<Shared>) -> axum::Json<Value> {
+    state.faults.clear();
+    axum::Json(json!({"cleared": true}))
+}
+
+async fn stats(State(state): State<Shared>) -> Result<axum::Json<Value>, ApiError> {
+    let stored = state.store.count().await.map_err(ApiError::internal)?;
+    let (delivered, failed) = state.webhooks.as_ref().map_or((0, 0), |w| {
+        use std::sync::atomic::Ordering;
+        (
+            w.stats.delivered.load(Ordering::SeqCst),
+            w.stats.failed.load(Ordering::SeqCst),
+        )
+    });
+    Ok(axum::Json(json!({
+        "stored_files": stored,
+        "pending_uploads": state.uploads.pending(),
+        "requests": state.faults.counts(),
+        "webhooks_delivered": delivered,
+        "webhooks_failed": failed,
+    })))
+}

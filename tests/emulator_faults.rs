@@ -1,0 +1,166 @@
+//! Fault injection and statistics of the emulator.
+
+#[path = "support/emulator.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use filegate::filestack::policy::Call;
+use serde_json::{Value, json};
+use support::{
+    complete, config, pattern, policy, post_json, put_chunk, query, sign, start, start_upload,
+};
+
+async fn arm(client: &reqwest::Client, base: &str, fault: Value) {
+    let (status, answer) = post_json(client, &format!("{base}/_emulator/faults"), &fault).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+async fn stats(client: &reqwest::Client, base: &str) -> Value {
+    let url = format!("{base}/_emulator/stats");
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_armed_status_fails_the_next_n_requests_of_that_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    arm(
+        &client,
+        &emu.base,
+        json!({"route": "multipart_start", "status": 503, "count": 2}),
+    )
+    .await;
+    let body = json!({"apikey": support::API_KEY, "size": 1});
+    let url = format!("{}/multipart/start", emu.base);
+    assert_eq!(post_json(&client, &url, &body).await.0, 503);
+    assert_eq!(post_json(&client, &url, &body).await.0, 503);
+    let (status, _) = post_json(&client, &url, &body).await;
+    assert_eq!(
+        status, 403,
+        "the third request reaches the handler (no policy)"
+    );
+    assert_eq!(
+        stats(&client, &emu.base).await["requests"]["multipart_start"],
+        3
+    );
+}
+
+#[tokio::test]
+async fn complete_answers_202_k_times_before_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let start = start_upload(&client, &emu.base, 5, false).await;
+    let put = put_chunk(&client, &emu.base, &start, 1, None, b"12345".to_vec()).await;
+    let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+    let parts = json!([{"part_number": 1, "etag": etag}]);
+    arm(
+        &client,
+        &emu.base,
+        json!({"route": "multipart_complete", "accepted": 2}),
+    )
+    .await;
+    for _ in 0..2 {
+        let (status, body) = complete(&client, &emu.base, &start, 5, parts.clone()).await;
+        assert_eq!((status, body), (202, Value::Null));
+    }
+    let (status, done) = complete(&client, &emu.base, &start, 5, parts).await;
+    assert_eq!(status, 200);
+    assert_eq!(done["size"], 5);
+    let stats = stats(&client, &emu.base).await;
+    assert_eq!(stats["requests"]["multipart_complete"], 3);
+    assert_eq!(stats["pending_uploads"], 0);
+}
+
+#[tokio::test]
+async fn a_cut_download_drops_the_connection_mid_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let data = pattern(200_000, 9);
+    let done = support::upload(&client, &emu.base, &data, 100_000).await;
+    let url = format!("{}/api/file/{}", emu.base, done["handle"].as_str().unwrap());
+    let read = sign(&policy(&[Call::Read]));
+    arm(
+        &client,
+        &emu.base,
+        json!({"route": "file_get", "cut_after_bytes": 1000}),
+    )
+    .await;
+    let cut = match client.get(&url).query(&query(&read)).send().await {
+        Ok(response) => response.bytes().await.map(|b| b.len()),
+        Err(error) => Err(error),
+    };
+    assert!(cut.is_err(), "the body must not arrive whole: {cut:?}");
+    let whole = client.get(&url).query(&query(&read)).send().await.unwrap();
+    assert_eq!(whole.bytes().await.unwrap().len(), data.len());
+}
+
+#[tokio::test]
+async fn a_cut_part_upload_gets_no_answer_and_can_be_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let data = pattern(50_000, 4);
+    let start = start_upload(&client, &emu.base, data.len(), false).await;
+    arm(
+        &client,
+        &emu.base,
+        json!({"route": "part_put", "cut_after_bytes": 1000}),
+    )
+    .await;
+    let mut body = support::session(&start);
+    body["part"] = json!(1);
+    body["size"] = json!(data.len());
+    body["md5"] = json!(support::md5_b64(&data));
+    let (_, answer) = post_json(&client, &format!("{}/multipart/upload", emu.base), &body).await;
+    let mut put = client
+        .put(answer["url"].as_str().unwrap())
+        .body(data.clone());
+    for (name, value) in answer["headers"].as_object().unwrap() {
+        put = put.header(name, value.as_str().unwrap());
+    }
+    assert!(put.send().await.is_err(), "the connection must be dropped");
+    let retry = put_chunk(&client, &emu.base, &start, 1, None, data.clone()).await;
+    assert_eq!(retry.status(), 200);
+    let etag = retry.headers()["etag"].to_str().unwrap().to_owned();
+    let parts = json!([{"part_number": 1, "etag": etag}]);
+    let (status, _) = complete(&client, &emu.base, &start, data.len(), parts).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn latency_is_added_and_clearing_disarms_every_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    arm(
+        &client,
+        &emu.base,
+        json!({"route": "cdn", "latency_ms": 300}),
+    )
+    .await;
+    let began = Instant::now();
+    let (status, _) = support::get(&client, &format!("{}/AAAAAAAAAAAAAAAAAAAA", emu.base)).await;
+    assert!(began.elapsed() >= Duration::from_millis(300));
+    assert_eq!(status, 403);
+    arm(
+        &client,
+        &emu.base,
+        json!({"route": "cdn", "status": 500, "count": 5}),
+    )
+    .await;
+    let cleared = client
+        .delete(format!("{}/_emulator/faults", emu.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    let (status, _) = support::get(&client, &format!("{}/AAAAAAAAAAAAAAAAAAAA", emu.base)).await;
+    assert_eq!(status, 403);
+    let bad = json!({"route": "nowhere", "status": 500});
+    let url = format!("{}/_emulator/faults", emu.base);
+    assert_eq!(post_json(&client, &url, &bad).await.0, 400);
+}
