@@ -6,45 +6,65 @@ import json
 from filestack import Client, Security
 from filestack.helpers import verify_webhook_signature
 
-from sdkcalls import CheckFailed, download_bytes, expect_http_error, fetch
+from sdkcalls import CheckFailed, download_bytes, expect_http_error, fetch, random_bytes
 
 REFUSED = (401, 403)
 WANT_REFUSED = "401 or 403"
 WEBHOOK_WAIT_S = 15
 
 
-def _refused(action):
+def _refused(action, control):
+    """`action` must be refused, while `control`, the same request with a valid
+    policy, goes through: otherwise the refusal proves nothing."""
+    try:
+        control()
+    except Exception as err:
+        raise CheckFailed(f"the same request with a valid policy failed too: {err}") from err
     return f"HTTP {expect_http_error(action, REFUSED, WANT_REFUSED)}"
 
 
+def _small_upload(ctx, security):
+    client = Client(ctx.api_key, security=security)
+    return lambda: client.upload(file_obj=io.BytesIO(b"small upload " + random_bytes(16)))
+
+
 def an_upload_with_a_policy_without_pick_is_refused(ctx):
-    client = Client(ctx.api_key, security=ctx.policy(["read", "stat", "write"]))
-    return _refused(lambda: client.upload(file_obj=io.BytesIO(b"not allowed")))
+    without_pick = ctx.policy(["read", "stat", "write", "convert", "remove"])
+    return _refused(_small_upload(ctx, without_pick), _small_upload(ctx, ctx.policy(["pick"])))
 
 
 def an_upload_signed_with_another_secret_is_refused(ctx):
-    forged = Security(ctx.policy(["pick"]).policy, ctx.app_secret + "-but-wrong")
-    client = Client(ctx.api_key, security=forged)
-    return _refused(lambda: client.upload(file_obj=io.BytesIO(b"forged")))
+    good = ctx.policy(["pick"])
+    forged = Security(good.policy, ctx.app_secret + "-but-wrong")
+    return _refused(_small_upload(ctx, forged), _small_upload(ctx, good))
+
+
+def _download(ctx, link, security):
+    return lambda: download_bytes(ctx, link, security, "refusal")
 
 
 def a_download_with_an_expired_policy_is_refused(ctx):
     link = ctx.link("big")
     expired = ctx.policy(["read"], link.handle, expires_in_s=-60)
-    return _refused(lambda: download_bytes(ctx, link, expired, "expired"))
+    return _refused(_download(ctx, link, expired), _download(ctx, link, ctx.policy(["read"], link.handle)))
 
 
 def a_transformation_with_a_read_only_policy_is_refused(ctx):
     link = ctx.link("png")
-    read_only = ctx.policy(["read"], link.handle)
-    url = link.resize(width=100, height=100, fit="crop").signed_url(security=read_only)
-    return _refused(lambda: fetch(url))
+    transformation = link.resize(width=100, height=100, fit="crop")
+
+    def fetch_with(calls):
+        url = transformation.signed_url(security=ctx.policy(calls, link.handle))
+        return lambda: fetch(url)
+
+    return _refused(fetch_with(["read"]), fetch_with(["read", "convert"]))
 
 
 def a_read_policy_pinned_to_another_handle_is_refused(ctx):
     link, other = ctx.link("big"), ctx.link("png")
     pinned_elsewhere = ctx.policy(["read"], other.handle)
-    return _refused(lambda: download_bytes(ctx, link, pinned_elsewhere, "pinned-elsewhere"))
+    pinned_here = ctx.policy(["read"], link.handle)
+    return _refused(_download(ctx, link, pinned_elsewhere), _download(ctx, link, pinned_here))
 
 
 def _upload_event_for(handle):
