@@ -24,6 +24,10 @@ LISTENING_LINE = re.compile(r"^filegate emulator listening on (http://127\.0\.0\
 FILESTACK_DOMAINS = ("filestackapi.com", "filestackcontent.com")
 REQUEST_TIMEOUT_S = 60
 EXCERPT_CHARS = 600
+ROUTINE_HEADERS = {
+    "user-agent", "accept", "accept-encoding", "connection", "content-length",
+    "filestack-source", "filestack-trace-id", "filestack-trace-span",
+}
 
 
 class EmulatorError(Exception):
@@ -108,6 +112,7 @@ class Exchange:
     method: str
     sdk_url: str
     sent_to: str
+    request_headers: str
     request_body: str
     status: object
     response_body: str
@@ -116,6 +121,7 @@ class Exchange:
         return (
             f"    {self.method} {self.sdk_url}\n"
             f"      (sent to {self.sent_to})\n"
+            f"      headers: {self.request_headers}\n"
             f"      request body: {self.request_body}\n"
             f"      -> {self.status}: {self.response_body}"
         )
@@ -140,6 +146,11 @@ class Journal:
     def since(self, mark):
         with self._lock:
             return list(self._entries[mark:])
+
+
+def _notable_headers(headers):
+    shown = {k: v for k, v in headers.items() if k.lower() not in ROUTINE_HEADERS}
+    return ", ".join(f"{k}: {v}" for k, v in shown.items()) or "(only routine ones)"
 
 
 def _excerpt(body, content_type):
@@ -178,17 +189,18 @@ class EmulatorAdapter(requests.adapters.HTTPAdapter):
         sdk_url = request.url
         request.url = self.route(sdk_url)
         body = _excerpt(request.body, request.headers.get("Content-Type"))
+        headers = _notable_headers(request.headers)
         try:
             response = super().send(
                 request, stream=False, timeout=timeout or REQUEST_TIMEOUT_S,
                 verify=verify, cert=cert, proxies={},
             )
         except requests.exceptions.RequestException as err:
-            self._journal.record(Exchange(request.method, sdk_url, request.url, body, "no answer", repr(err)))
+            self._journal.record(Exchange(request.method, sdk_url, request.url, headers, body, "no answer", repr(err)))
             raise
         answer = _excerpt(response.content, response.headers.get("Content-Type"))
         status = f"{response.status_code} {response.reason}"
-        self._journal.record(Exchange(request.method, sdk_url, request.url, body, status, answer))
+        self._journal.record(Exchange(request.method, sdk_url, request.url, headers, body, status, answer))
         return response
 
 
