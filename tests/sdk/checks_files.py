@@ -69,6 +69,26 @@ def an_intelligent_ingestion_upload_stores_the_exact_bytes(ctx):
     return f"handle {link.handle}"
 
 
+def store_params_set_the_filename_mimetype_path_and_container(ctx):
+    data = b"stored where the referee says " + random_bytes(32)
+    store = {
+        "filename": "renamed.txt", "mimetype": "text/plain", "path": "referee/renamed.txt",
+        "container": "referee-bucket", "upload_tags": {"suite": "referee"},
+    }
+    client = Client(ctx.api_key, security=ctx.policy(["pick"]))
+    link = client.upload(file_obj=io.BytesIO(data), store_params=dict(store))
+    expect_handle(link, "upload with store_params")
+    for key in ("filename", "mimetype", "container"):
+        expect_field(link.upload_response, key, store[key], "complete response")
+    expect_field(link.upload_response, "key", store["path"], "complete response")
+    fields = ["size", "filename", "mimetype", "path", "container"]
+    meta = link.metadata(fields, security=ctx.policy(["stat"], link.handle))
+    expect_field(meta, "size", len(data), "metadata")
+    for key in ("filename", "mimetype", "path", "container"):
+        expect_field(meta, key, store[key], "metadata")
+    return f"handle {link.handle}, key {store['path']}"
+
+
 def metadata_reports_the_size_names_and_hashes_of_the_big_file(ctx):
     link = ctx.link("big")
     data = ctx.files["big.bin"].read_bytes()
@@ -153,6 +173,7 @@ CHECKS = [
     a_12_mib_file_uploads_in_several_parts_and_gets_a_20_alphanumeric_handle,
     a_small_file_object_uploads,
     an_intelligent_ingestion_upload_stores_the_exact_bytes,
+    store_params_set_the_filename_mimetype_path_and_container,
     metadata_reports_the_size_names_and_hashes_of_the_big_file,
     the_signed_url_of_the_big_file_serves_its_exact_bytes,
     download_writes_the_exact_bytes_of_the_small_file,

@@ -39,6 +39,17 @@ def an_upload_signed_with_another_secret_is_refused(ctx):
     return _refused(_small_upload(ctx, forged), _small_upload(ctx, good))
 
 
+def an_upload_to_a_path_the_policy_does_not_allow_is_refused(ctx):
+    security = ctx.policy(["pick"], path="referee/alice/.*")
+
+    def upload_to(path):
+        client = Client(ctx.api_key, security=security)
+        data = io.BytesIO(b"path rules " + random_bytes(16))
+        return lambda: client.upload(file_obj=data, store_params={"path": path})
+
+    return _refused(upload_to("referee/bob/x.bin"), upload_to("referee/alice/x.bin"))
+
+
 def _download(ctx, link, security):
     return lambda: download_bytes(ctx, link, security, "refusal")
 
@@ -101,6 +112,7 @@ def an_fp_upload_webhook_arrives_and_its_signature_verifies(ctx):
 CHECKS = [
     an_upload_with_a_policy_without_pick_is_refused,
     an_upload_signed_with_another_secret_is_refused,
+    an_upload_to_a_path_the_policy_does_not_allow_is_refused,
     a_download_with_an_expired_policy_is_refused,
     a_transformation_with_a_read_only_policy_is_refused,
     a_read_policy_pinned_to_another_handle_is_refused,

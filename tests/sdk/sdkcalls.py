@@ -34,9 +34,10 @@ class Context:
     files: dict = field(default_factory=dict)
     links: dict = field(default_factory=dict)
 
-    def policy(self, calls, handle=None, expires_in_s=3600):
-        """A `Security` for `calls`, optionally pinned to `handle`, signed with the app secret."""
-        policy = {"expiry": int(time.time()) + expires_in_s, "call": list(calls)}
+    def policy(self, calls, handle=None, expires_in_s=3600, **rules):
+        """A `Security` for `calls`, optionally pinned to `handle` and with extra
+        rules (`path=...`), signed with the app secret."""
+        policy = {"expiry": int(time.time()) + expires_in_s, "call": list(calls), **rules}
         if handle is not None:
             policy["handle"] = handle
         return Security(policy, self.app_secret)
