@@ -13,6 +13,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+import checks_faults
 import checks_files
 import checks_refusals
 from harness import Emulator, EmulatorError, Journal, route_sdk_to
@@ -64,7 +65,7 @@ def _reason(err):
 
 
 def run_checks(ctx, tally):
-    for check in checks_files.CHECKS + checks_refusals.CHECKS:
+    for check in checks_files.CHECKS + checks_refusals.CHECKS + checks_faults.CHECKS:
         mark = ctx.journal.mark()
         try:
             detail = check(ctx)
@@ -92,7 +93,7 @@ def referee(binary, workdir, tally):
         tally.ok("the emulator starts and prints its address", address)
         journal = Journal()
         route_sdk_to(address, journal)
-        ctx = Context(API_KEY, APP_SECRET, WEBHOOK_SECRET, workdir, receiver, journal)
+        ctx = Context(address, API_KEY, APP_SECRET, WEBHOOK_SECRET, workdir, receiver, journal)
         run_checks(ctx, tally)
     except EmulatorError as err:
         tally.fail("the emulator starts and prints its address", str(err))

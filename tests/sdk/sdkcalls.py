@@ -25,6 +25,7 @@ class CheckFailed(Exception):
 class Context:
     """What every check needs, and what earlier checks left for later ones."""
 
+    address: str
     api_key: str
     app_secret: str
     webhook_secret: str
