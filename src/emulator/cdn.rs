@@ -37,14 +37,15 @@ pub async fn cdn(
             "the emulator's CDN only serves GET and HEAD",
         ));
     }
-    let path = percent_decode(uri.path().trim_start_matches('/'));
+    // `parse_chain` decodes `%XX` escapes itself.
+    let path = uri.path().trim_start_matches('/');
     if let [handle, "metadata"] = path.split('/').collect::<Vec<_>>().as_slice() {
         return Ok(metadata(&state, handle, &query).await?.into_response());
     }
     if path.is_empty() {
         return Err(ApiError::not_found("no such file"));
     }
-    let chain = transform::parse_chain(&path).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let chain = transform::parse_chain(path).map_err(|e| ApiError::bad_request(e.to_string()))?;
     if let Some(apikey) = chain.apikey.as_deref() {
         if apikey != state.api_key {
             return Err(ApiError::bad_request("Invalid Application: unknown apikey"));
@@ -72,7 +73,11 @@ async fn transformed(
     meta: &FileMeta,
     tasks: &[Task],
 ) -> Result<Response, ApiError> {
-    let key = hex::encode(Sha256::digest(format!("{tasks:?}").as_bytes()));
+    // Keyed by the content too, so a result rendered while the file was
+    // being overwritten is never served for the new content.
+    let key = hex::encode(Sha256::digest(
+        format!("{}:{tasks:?}", meta.sha256).as_bytes(),
+    ));
     let dir = state.store.cache_dir(&meta.handle);
     let cached = dir.join(&key);
     let mime_path = dir.join(format!("{key}.type"));
@@ -115,41 +120,6 @@ async fn write_cache(
     let tmp = state.store.tmp_path();
     tokio::fs::write(&tmp, &rendered.bytes).await?;
     tokio::fs::rename(&tmp, cached).await?;
-    tokio::fs::write(&tmp, rendered.mimetype).await?;
+    tokio::fs::write(&tmp, rendered.mimetype.as_bytes()).await?;
     tokio::fs::rename(&tmp, mime_path).await
-}
-
-/// Decodes `%XX` escapes (invalid ones are kept as they are).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn escapes_in_cdn_paths_are_decoded() {
-        assert_eq!(percent_decode("path:%22a/b%22"), "path:\"a/b\"");
-        assert_eq!(percent_decode("p:abc%3D%3D,s:1"), "p:abc==,s:1");
-        assert_eq!(percent_decode("100%"), "100%");
-    }
 }

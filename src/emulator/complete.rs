@@ -16,7 +16,7 @@ use crate::emulator::fields::Fields;
 use crate::emulator::multipart::{pending, target_from};
 use crate::emulator::state::Shared;
 use crate::emulator::store::{FileMeta, random_id};
-use crate::emulator::uploads::Upload;
+use crate::emulator::uploads::{Part, Upload};
 use crate::filestack::policy::Call;
 
 /// `POST /multipart/complete`.
@@ -114,24 +114,7 @@ fn check_parts(
         let part = upload.parts.get(&number).ok_or_else(|| {
             ApiError::bad_request(format!("invalid params: parts: part {number} is missing"))
         })?;
-        if fii && !part.committed {
-            return Err(ApiError::bad_request(format!(
-                "invalid params: parts: part {number} was not committed"
-            )));
-        }
-        total += part.contiguous_size().map_err(|why| {
-            ApiError::bad_request(format!("invalid params: parts: part {number}: {why}"))
-        })?;
-        if let (Some(etag), [(_, chunk)]) = (
-            given.get(&number),
-            part.chunks.iter().collect::<Vec<_>>().as_slice(),
-        ) {
-            if chunk.etag.as_deref() != Some(etag.as_str()) {
-                return Err(ApiError::bad_request(format!(
-                    "invalid params: parts: wrong etag for part {number}"
-                )));
-            }
-        }
+        total += check_part(number, part, given.get(&number), fii)?;
         for offset in part.chunks.keys() {
             files.push(chunk_path(state, id, number, *offset));
         }
@@ -141,6 +124,32 @@ fn check_parts(
         return Err(ApiError::bad_request("invalid params: size"));
     }
     Ok(files)
+}
+
+/// The size of one part, after checking it is whole, committed (FII) and
+/// has the ETag the client gave (checked for single-chunk parts, whose ETag
+/// is the MD5 of their bytes).
+fn check_part(number: u32, part: &Part, etag: Option<&String>, fii: bool) -> Result<u64, ApiError> {
+    if fii && !part.committed {
+        return Err(ApiError::bad_request(format!(
+            "invalid params: parts: part {number} was not committed"
+        )));
+    }
+    let size = part.contiguous_size().map_err(|why| {
+        ApiError::bad_request(format!("invalid params: parts: part {number}: {why}"))
+    })?;
+    let single = match part.chunks.values().collect::<Vec<_>>().as_slice() {
+        [chunk] => chunk.etag.clone(),
+        _ => None,
+    };
+    if let (Some(given), Some(actual)) = (etag, single) {
+        if *given != actual {
+            return Err(ApiError::bad_request(format!(
+                "invalid params: parts: wrong etag for part {number}"
+            )));
+        }
+    }
+    Ok(size)
 }
 
 /// The file holding one received chunk.

@@ -55,6 +55,9 @@ pub async fn serve_file(
     let file = tokio::fs::File::open(state.store.content_path(&meta.handle))
         .await
         .map_err(|_| ApiError::not_found("file not found"))?;
+    // The length of the content actually opened (an overwrite may have
+    // replaced it since the metadata was read).
+    let length = file.metadata().await.map_err(ApiError::internal)?.len();
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
     let mut response = body.into_response();
     let kind = if download { "attachment" } else { "inline" };
@@ -72,7 +75,7 @@ pub async fn serve_file(
         .collect();
     let pairs = [
         (header::CONTENT_TYPE, meta.mimetype.clone()),
-        (header::CONTENT_LENGTH, meta.size.to_string()),
+        (header::CONTENT_LENGTH, length.to_string()),
         (
             header::CONTENT_DISPOSITION,
             format!("{kind}; filename=\"{ascii}\""),

@@ -30,9 +30,12 @@
 //!   bound to the `upload_id` of a verified `start` and check a policy only
 //!   when one is sent (the Python SDK sends none there).
 //! - Signed webhooks (`fp.upload`, `fp.overwrite`, `fp.delete`) from a
-//!   bounded background queue, retried 3 times.
+//!   bounded background queue, retried 3 times with a doubling backoff from
+//!   200 ms; delivery ids count up from 1 in each process.
 //! - Persistence: files and JSON metadata in the data dir survive a restart;
-//!   pending (uncompleted) uploads do not.
+//!   pending (uncompleted) uploads do not. At most 1024 uploads may be
+//!   pending; one not completed within 24 hours is forgotten. One data dir
+//!   serves one emulator at a time.
 //! - Fault injection (`POST|DELETE /_emulator/faults`) and statistics
 //!   (`GET /_emulator/stats`). These are unauthenticated: the emulator is a
 //!   development tool and must bind to loopback.
@@ -43,7 +46,9 @@
 //! conversion, storage other than the local folder (every `location` is stored
 //! locally and reported as `S3`), HTTP Basic auth with the app secret, and TLS.
 //! Errors are JSON `{"error": "...", "timestamp": N}` (S3 XML on the part
-//! `PUT`): 400 bad params, 403 policy, 404 unknown handle; successes are 200.
+//! `PUT`): 400 bad params, 403 policy, 404 unknown handle; successes are 200
+//! (a delete answers the text `success`). Fault injection may answer
+//! anything it is told to.
 
 mod auth;
 mod body;

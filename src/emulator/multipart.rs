@@ -48,7 +48,12 @@ pub async fn start(State(state): State<Shared>, req: Request) -> Result<Json<Val
         target,
         fii,
         parts: Default::default(),
+        started: std::time::Instant::now(),
     };
+    for expired in state.uploads.expire() {
+        tracing::info!(upload_id = expired, "abandoned upload forgotten");
+        let _ = tokio::fs::remove_dir_all(state.store.upload_dir(&expired)).await;
+    }
     let upload_id = state.uploads.start(upload)?;
     if let Err(e) = tokio::fs::create_dir_all(state.store.upload_dir(&upload_id)).await {
         state.uploads.remove(&upload_id);

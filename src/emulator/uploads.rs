@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use crate::emulator::error::ApiError;
 use crate::emulator::store::{StoreTarget, random_id};
@@ -15,6 +16,8 @@ pub const MAX_PENDING: usize = 1024;
 pub const MAX_PARTS: u32 = 10_000;
 /// At most this many chunks per part (Intelligent Ingestion).
 const MAX_CHUNKS: usize = 1024;
+/// An upload not completed within this time is forgotten.
+pub const MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// S3's largest part.
 pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -26,6 +29,8 @@ pub struct Upload {
     pub target: StoreTarget,
     pub fii: bool,
     pub parts: BTreeMap<u32, Part>,
+    /// When `start` registered it.
+    pub started: Instant,
 }
 
 /// The chunks of one part, by offset within the part.
@@ -107,6 +112,22 @@ impl Uploads {
     /// How many uploads are pending.
     pub fn pending(&self) -> usize {
         self.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Forgets uploads older than [`MAX_AGE`] and returns their ids.
+    pub fn expire(&self) -> Vec<String> {
+        let Ok(mut map) = self.lock() else {
+            return Vec::new();
+        };
+        let old: Vec<String> = map
+            .iter()
+            .filter(|(_, u)| u.started.elapsed() > MAX_AGE)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &old {
+            map.remove(id);
+        }
+        old
     }
 
     /// A copy of a pending upload.
