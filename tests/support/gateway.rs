@@ -35,12 +35,15 @@ pub struct TestGateway {
     pub db: Database,
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
+    /// The PostgreSQL server and the database created for this test.
+    postgres: Option<(String, String)>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-/// A fresh database URL: SQLite in `dir`, or a new PostgreSQL database.
-async fn database_url(dir: &std::path::Path) -> String {
+/// A fresh database URL: SQLite in `dir`, or a new PostgreSQL database
+/// (with the server URL and its name, to drop it afterwards).
+async fn database_url(dir: &std::path::Path) -> (String, Option<(String, String)>) {
     match std::env::var("FILEGATE_TEST_POSTGRES_URL") {
         Ok(server) => {
             let name = format!(
@@ -73,8 +76,14 @@ impl TestGateway {
 
     /// Starts with extra `filegate serve` flags.
     pub async fn start_with(extra: &[&str]) -> TestGateway {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,filegate=info".into()),
+            )
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_url = database_url(dir.path()).await;
+        let (db_url, postgres) = database_url(dir.path()).await;
         let data_dir = dir.path().to_str().expect("utf-8 temp dir").to_owned();
         let mut argv = vec![
             "serve",
@@ -112,6 +121,7 @@ impl TestGateway {
             db,
             dir,
             http: reqwest::Client::new(),
+            postgres,
             shutdown: Some(shutdown),
             task: Some(task),
         }
