@@ -1,18 +1,12 @@
 //! CDN transformations through the emulator: security task, `convert`,
-//! errors and the result cache. These run once the transform module parses
-//! tasks; with its stub (no tasks parsed) each test returns early.
+//! errors and the result cache.
 
 #[path = "support/emulator.rs"]
 mod support;
 
-use filegate::emulator::transform::parse_chain;
 use filegate::filestack::policy::Call;
 use serde_json::Value;
 use support::{config, handle_of, png, policy, query, sign, start, store_raw};
-
-fn transforms_available() -> bool {
-    parse_chain("resize=width:2/AAAAAAAAAAAAAAAAAAAA").is_ok_and(|c| !c.tasks.is_empty())
-}
 
 fn dimensions(bytes: &[u8]) -> (u32, u32) {
     let image = image::load_from_memory(bytes).unwrap();
@@ -21,9 +15,6 @@ fn dimensions(bytes: &[u8]) -> (u32, u32) {
 
 #[tokio::test]
 async fn a_signed_resize_url_renders_and_a_read_only_url_cannot() {
-    if !transforms_available() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let emu = start(config(dir.path())).await;
     let client = reqwest::Client::new();
@@ -47,9 +38,6 @@ async fn a_signed_resize_url_renders_and_a_read_only_url_cannot() {
 
 #[tokio::test]
 async fn a_security_task_pinned_to_one_handle_cannot_serve_another() {
-    if !transforms_available() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let emu = start(config(dir.path())).await;
     let client = reqwest::Client::new();
@@ -71,9 +59,6 @@ async fn a_security_task_pinned_to_one_handle_cannot_serve_another() {
 
 #[tokio::test]
 async fn transforming_a_non_image_is_a_clear_400() {
-    if !transforms_available() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let emu = start(config(dir.path())).await;
     let client = reqwest::Client::new();
@@ -105,9 +90,6 @@ async fn transforming_a_non_image_is_a_clear_400() {
 
 #[tokio::test]
 async fn an_overwrite_invalidates_cached_transformations() {
-    if !transforms_available() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let emu = start(config(dir.path())).await;
     let client = reqwest::Client::new();

@@ -161,7 +161,7 @@ impl Database {
                 let sql = concat!(
                     "SELECT ",
                     columns!(),
-                    " FROM documents WHERE owner = $1 {order} $2"
+                    " FROM documents WHERE owner = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
                 );
                 on_pool!(self, |pool| {
                     sqlx::query_as(sql)

@@ -1,0 +1,255 @@
+//! A real gateway on `127.0.0.1:0` in local mode (its embedded emulator on
+//! port 0 too), with a fresh database per test: a SQLite file in a temp dir,
+//! or, when `FILEGATE_TEST_POSTGRES_URL` is set, a new PostgreSQL database
+//! created for the test on that server.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use clap::Parser;
+use filegate::db::Database;
+use filegate::filestack::{FilestackClient, FilestackConfig};
+use filegate::gateway::{Application, ServeArgs, Settings};
+use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
+use filegate::secret::Secret;
+use rand::distr::{Alphanumeric, SampleString};
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub const JWT_SECRET: &str = "gateway-tests-jwt-secret";
+pub const MIB: usize = 1024 * 1024;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+/// A running gateway and what tests need to talk to it.
+pub struct TestGateway {
+    pub grpc_url: String,
+    pub http_url: String,
+    pub emulator_url: String,
+    pub db: Database,
+    pub dir: tempfile::TempDir,
+    http: reqwest::Client,
+    /// The PostgreSQL server and the database created for this test.
+    postgres: Option<(String, String)>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A fresh database URL: SQLite in `dir`, or a new PostgreSQL database
+/// (with the server URL and its name, to drop it afterwards).
+async fn database_url(dir: &std::path::Path) -> (String, Option<(String, String)>) {
+    match std::env::var("FILEGATE_TEST_POSTGRES_URL") {
+        Ok(server) => {
+            let name = format!(
+                "fg_{}",
+                Alphanumeric
+                    .sample_string(&mut rand::rng(), 16)
+                    .to_lowercase()
+            );
+            let admin = sqlx::PgPool::connect(&server)
+                .await
+                .expect("postgres reachable");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .expect("create database");
+            admin.close().await;
+            let (base, _) = server
+                .rsplit_once('/')
+                .expect("a database URL ends with /NAME");
+            format!("{base}/{name}")
+        }
+        Err(_) => format!("sqlite://{}", dir.join("filegate.db").display()),
+    }
+}
+
+impl TestGateway {
+    pub async fn start() -> TestGateway {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra `filegate serve` flags.
+    pub async fn start_with(extra: &[&str]) -> TestGateway {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,filegate=info".into()),
+            )
+            .try_init();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db_url, postgres) = database_url(dir.path()).await;
+        let data_dir = dir.path().to_str().expect("utf-8 temp dir").to_owned();
+        let mut argv = vec![
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--emulator-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            &data_dir,
+            "--database-url",
+            &db_url,
+            "--jwt-secret",
+            JWT_SECRET,
+            "--part-size",
+            "5242880",
+        ];
+        argv.extend_from_slice(extra);
+        let args = Cli::try_parse_from(argv).expect("valid flags").args;
+        let settings = Settings::resolve(args).expect("settings");
+        let app = Application::build(settings).await.expect("gateway starts");
+        let grpc_url = format!("http://{}", app.grpc_addr());
+        let http_url = format!("http://{}", app.http_addr());
+        let emulator_url = app.emulator_url().expect("local mode").to_owned();
+        let db = app.database().clone();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(app.run_until(async move {
+            let _ = stop.await;
+        }));
+        TestGateway {
+            grpc_url,
+            http_url,
+            emulator_url,
+            db,
+            dir,
+            http: reqwest::Client::new(),
+            postgres,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        }
+    }
+
+    pub async fn client(&self) -> FileGatewayServiceClient<Channel> {
+        FileGatewayServiceClient::connect(self.grpc_url.clone())
+            .await
+            .expect("gRPC connects")
+            .max_decoding_message_size(8 * MIB)
+            .max_encoding_message_size(8 * MIB)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.grpc_url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connects")
+    }
+
+    /// A token for `sub`, signed with the gateway's secret.
+    pub fn token(&self, sub: &str) -> String {
+        filegate::gateway::auth::mint_hs256(&Secret::new(JWT_SECRET), sub, Duration::from_secs(600))
+            .expect("token")
+    }
+
+    /// `message` with a bearer token for `sub`.
+    pub fn request<T>(&self, sub: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let value = format!("Bearer {}", self.token(sub))
+            .parse()
+            .expect("header value");
+        request.metadata_mut().insert("authorization", value);
+        request
+    }
+
+    /// The embedded emulator's app secret (local mode keeps it in the data dir).
+    pub fn app_secret(&self) -> Secret {
+        let raw = std::fs::read_to_string(self.dir.path().join("emulator-app-secret"))
+            .expect("secret file");
+        Secret::new(raw.trim())
+    }
+
+    /// A Filestack client pointed at the embedded emulator.
+    pub fn filestack(&self) -> FilestackClient {
+        let mut config =
+            FilestackConfig::emulator(&self.emulator_url, "local-api-key", self.app_secret());
+        config.part_size = 5 * MIB;
+        FilestackClient::new(config).expect("client")
+    }
+
+    /// Arms a fault in the emulator (`POST /_emulator/faults`).
+    pub async fn fault(&self, spec: Value) {
+        let response = self
+            .http
+            .post(format!("{}/_emulator/faults", self.emulator_url))
+            .json(&spec)
+            .send()
+            .await
+            .expect("emulator reachable");
+        assert!(response.status().is_success(), "fault accepted");
+    }
+
+    pub async fn clear_faults(&self) {
+        self.http
+            .delete(format!("{}/_emulator/faults", self.emulator_url))
+            .send()
+            .await
+            .expect("emulator reachable");
+    }
+
+    /// Files stored in the emulator.
+    pub async fn stored_files(&self) -> u64 {
+        let stats: Value = self
+            .http
+            .get(format!("{}/_emulator/stats", self.emulator_url))
+            .send()
+            .await
+            .expect("emulator reachable")
+            .json()
+            .await
+            .expect("stats JSON");
+        stats["stored_files"].as_u64().expect("stored_files")
+    }
+
+    pub async fn documents(&self) -> i64 {
+        self.db.count_documents().await.expect("count")
+    }
+
+    /// GET a URL; status and body.
+    pub async fn get(&self, url: &str) -> (u16, Vec<u8>) {
+        let response = self.http.get(url).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("body").to_vec())
+    }
+
+    /// Stops the gateway and waits for it to exit cleanly.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("gateway task")
+                .expect("gateway exits cleanly");
+        }
+    }
+}
+
+/// Deterministic test bytes.
+pub fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+/// A PNG of `width` x `height`.
+pub fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode PNG");
+    out.into_inner()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
