@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
@@ -259,16 +260,32 @@ class Client:
         reply = self.stub.Upload(iter(messages), metadata=self.metadata, timeout=CALL_TIMEOUT_S)
         return reply.document
 
+    def call(self, method, request):
+        """Calls a unary RPC with the token and the time limit."""
+        rpc = getattr(self.stub, method)
+        return rpc(request, metadata=self.metadata, timeout=CALL_TIMEOUT_S)
+
     def signed_url(self, document_id):
         """A download URL of the document."""
-        request = self.pb.SignedUrlRequest(document_id=document_id)
-        return self.stub.SignedUrl(request, metadata=self.metadata, timeout=CALL_TIMEOUT_S).url
+        return self.call("SignedUrl", self.pb.SignedUrlRequest(document_id=document_id)).url
 
     def get(self, document_id):
         """The stored document."""
         request = self.pb.GetDocumentRequest(document_id=document_id)
-        reply = self.stub.GetDocument(request, metadata=self.metadata, timeout=CALL_TIMEOUT_S)
-        return reply.document
+        return self.call("GetDocument", request).document
+
+    def list_all(self, page_size):
+        """Every document of the owner, following next_page_token (at most 100 pages)."""
+        documents, token = [], ""
+        for _ in range(100):
+            request = self.pb.ListDocumentsRequest(page_size=page_size, page_token=token)
+            page = self.call("ListDocuments", request)
+            expect(len(page.documents) <= page_size, f"{len(page.documents)} > {page_size}")
+            documents += page.documents
+            token = page.next_page_token
+            if not token:
+                return documents
+        raise CheckFailed("ListDocuments still had pages after 100")
 
 
 def expect_document(document, filename, data, owner):
@@ -297,7 +314,7 @@ class Checks:
     def all(self):
         """(name, function) of every check, in the order they run."""
         return [
-            ("grpcurl lists the services by reflection, without a proto file", self.reflection_list),
+            ("grpcurl lists the services by reflection (no proto file)", self.reflection_list),
             ("grpcurl describes the service with Upload and SignedUrl", self.reflection_describe),
             ("grpcurl without a token is Unauthenticated", self.no_token),
             ("grpcurl with a token of another secret is Unauthenticated", self.forged_token),
@@ -305,9 +322,12 @@ class Checks:
             ("python client uploads a 5 MB file in 1 MiB messages", self.python_large_upload),
             ("grpcurl SignedUrl gives a URL that downloads the document", self.grpcurl_signed_url),
             ("grpcurl uploads hello.txt from a JSON message on stdin", self.grpcurl_upload),
-            ("grpcurl Thumbnail with width 0 shows INVALID_ARGUMENT and details", self.thumbnail_error),
+            ("grpcurl Thumbnail of width 0 shows INVALID_ARGUMENT, details", self.thumbnail_error),
             ("python client Thumbnail URL downloads a resized PNG", self.thumbnail_image),
             ("another owner cannot get a download URL of the document", self.other_owner),
+            ("grpcurl ListDocuments lists the caller's documents newest first", self.list_grpcurl),
+            ("python client pages through the documents two at a time", self.list_pages),
+            ("python client deletes a document: gone from the gateway and the CDN", self.delete),
             ("grpcurl health check answers SERVING", self.health),
         ]
 
@@ -384,8 +404,7 @@ class Checks:
         pb = self.client.pb
         request = pb.ThumbnailRequest(document_id=self.png_doc.id, width=4, height=3,
                                       fit=pb.FIT_CROP)
-        reply = self.client.stub.Thumbnail(request, metadata=self.client.metadata,
-                                           timeout=CALL_TIMEOUT_S)
+        reply = self.client.call("Thumbnail", request)
         image = download(reply.url)
         expect(image.startswith(b"\x89PNG\r\n\x1a\n"), f"not a PNG: {image[:16]!r}")
         width, height = struct.unpack(">II", image[16:24])
@@ -400,6 +419,35 @@ class Checks:
             expect(error.code() in refused, f"refused with {error.code()}, not NOT_FOUND")
             return
         raise CheckFailed(f"another owner got a URL: {url}")
+
+    def list_grpcurl(self):
+        reply = self.grpcurl.call("ListDocuments", "{}").json()
+        names = [document.get("filename") for document in reply.get("documents", [])]
+        expected = ["tiny.png", "hello.txt", "random.bin", "greeting.txt"]
+        expect(names == expected, f"listed {names}, expected {expected}")
+        expect(not reply.get("nextPageToken"), f"a next page after everything: {reply}")
+
+    def list_pages(self):
+        everything = [document.id for document in self.client.list_all(1000)]
+        paged = [document.id for document in self.client.list_all(2)]
+        expect(len(everything) == 4, f"{len(everything)} documents, uploaded 4")
+        expect(paged == everything, f"pages give {paged}, one page gives {everything}")
+        expect(self.other_client.list_all(10) == [], "another owner sees documents")
+
+    def delete(self):
+        expect(self.png_doc is not None, "no image document: an earlier check failed")
+        url = self.client.signed_url(self.png_doc.id)
+        self.client.call("Delete", self.client.pb.DeleteRequest(document_id=self.png_doc.id))
+        try:
+            self.client.get(self.png_doc.id)
+            raise CheckFailed("GetDocument still finds the deleted document")
+        except grpc.RpcError as error:
+            expect(error.code() == grpc.StatusCode.NOT_FOUND, f"GetDocument: {error.code()}")
+        try:
+            download(url)
+            raise CheckFailed("the CDN still serves the deleted file")
+        except urllib.error.HTTPError as error:
+            expect(error.code == 404, f"the CDN answered {error.code} for a deleted file")
 
     def health(self):
         for request in ("{}", json.dumps({"service": SERVICE})):
