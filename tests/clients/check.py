@@ -150,11 +150,9 @@ class Grpcurl:
         auth = ["-H", f"authorization: Bearer {self.token}"] if token else []
         command = ["-plaintext", *auth, *words]
         self._show(command, stdin)
+        feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         done = subprocess.run(
-            [self.binary, *command],
-            input=stdin,
-            capture_output=True,
-            timeout=CALL_TIMEOUT_S + 10,
+            [self.binary, *command], capture_output=True, timeout=CALL_TIMEOUT_S, **feed
         )
         return Result(done.returncode, done.stdout.decode("utf-8", "replace"),
                       done.stderr.decode("utf-8", "replace"))
