@@ -10,7 +10,7 @@ use tracing::{Instrument, Span, field};
 
 use crate::db::PageCursor;
 use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::gateway::domain::{DocumentId, Handle, RequestId, Ttl};
+use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl};
 use crate::gateway::error::GatewayError;
 use crate::gateway::upload::read_spec;
 use crate::gateway::{Gateway, convert};
@@ -26,6 +26,16 @@ pub struct GatewayService {
 impl GatewayService {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         Self { gateway }
+    }
+
+    /// The caller, recorded on the call's span.
+    fn authenticate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<OwnerId, GatewayError> {
+        let owner = self.gateway.auth.authenticate(metadata)?;
+        Span::current().record("owner", owner.as_str());
+        Ok(owner)
     }
 
     fn ttl(&self, raw: Option<&prost_types::Duration>) -> Result<Ttl, GatewayError> {
@@ -73,8 +83,7 @@ impl FileGatewayService for GatewayService {
     ) -> Result<Response<pb::UploadResponse>, Status> {
         let gateway = &self.gateway;
         respond(rpc_span("Upload"), async move {
-            let owner = gateway.auth.authenticate(request.metadata())?;
-            Span::current().record("owner", owner.as_str());
+            let owner = self.authenticate(request.metadata())?;
             let mut stream = request.into_inner();
             let limits = &gateway.limits;
             let (spec, first) = read_spec(
@@ -98,7 +107,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::SignedUrlRequest>,
     ) -> Result<Response<pb::SignedUrlResponse>, Status> {
         respond(rpc_span("SignedUrl"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             record_document(&request.document_id);
             let id = DocumentId::parse(&request.document_id)?;
@@ -114,7 +123,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::ThumbnailRequest>,
     ) -> Result<Response<pb::ThumbnailResponse>, Status> {
         respond(rpc_span("Thumbnail"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             record_document(&request.document_id);
             let id = DocumentId::parse(&request.document_id)?;
@@ -131,7 +140,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         respond(rpc_span("Delete"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             record_document(&request.document_id);
             let id = DocumentId::parse(&request.document_id)?;
@@ -146,7 +155,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::RegisterHandleRequest>,
     ) -> Result<Response<pb::RegisterHandleResponse>, Status> {
         respond(rpc_span("RegisterHandle"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             let handle = Handle::parse(&request.handle)?;
             Span::current().record("handle", handle.as_str());
@@ -168,7 +177,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::MetadataRequest>,
     ) -> Result<Response<pb::MetadataResponse>, Status> {
         respond(rpc_span("Metadata"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             record_document(&request.document_id);
             let id = DocumentId::parse(&request.document_id)?;
@@ -184,7 +193,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::GetDocumentResponse>, Status> {
         respond(rpc_span("GetDocument"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             record_document(&request.document_id);
             let id = DocumentId::parse(&request.document_id)?;
@@ -201,7 +210,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::ListDocumentsRequest>,
     ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
         respond(rpc_span("ListDocuments"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             let page_size = match request.page_size {
                 0 => DEFAULT_PAGE_SIZE,
@@ -233,7 +242,7 @@ impl FileGatewayService for GatewayService {
         request: Request<pb::UploadPolicyRequest>,
     ) -> Result<Response<pb::UploadPolicyResponse>, Status> {
         respond(rpc_span("UploadPolicy"), async move {
-            let owner = self.gateway.auth.authenticate(request.metadata())?;
+            let owner = self.authenticate(request.metadata())?;
             let request = request.into_inner();
             let ttl = self.ttl(request.ttl.as_ref())?;
             let max_size = match request.max_size_bytes {
@@ -248,6 +257,19 @@ impl FileGatewayService for GatewayService {
             };
             let grant = self.gateway.upload_policy(&owner, ttl, max_size)?;
             Ok(convert::upload_grant(grant))
+        })
+        .await
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        respond(rpc_span("WhoAmI"), async move {
+            let owner = self.authenticate(request.metadata())?;
+            Ok(pb::WhoAmIResponse {
+                owner: owner.as_str().to_owned(),
+            })
         })
         .await
     }

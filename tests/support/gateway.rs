@@ -63,9 +63,12 @@ async fn database_url(dir: &std::path::Path) -> (String, Option<(String, String)
             let (base, _) = server
                 .rsplit_once('/')
                 .expect("a database URL ends with /NAME");
-            format!("{base}/{name}")
+            (format!("{base}/{name}"), Some((server, name)))
         }
-        Err(_) => format!("sqlite://{}", dir.join("filegate.db").display()),
+        Err(_) => (
+            format!("sqlite://{}", dir.join("filegate.db").display()),
+            None,
+        ),
     }
 }
 
@@ -228,6 +231,18 @@ impl TestGateway {
             task.await
                 .expect("gateway task")
                 .expect("gateway exits cleanly");
+        }
+        self.db.close().await;
+        if let Some((server, name)) = self.postgres.take() {
+            let admin = sqlx::PgPool::connect(&server)
+                .await
+                .expect("postgres reachable");
+            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+            sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&admin)
+                .await
+                .expect("drop the test database");
+            admin.close().await;
         }
     }
 }
