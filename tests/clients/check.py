@@ -316,6 +316,7 @@ class Checks:
             ("grpcurl describes the service with Upload and SignedUrl", self.reflection_describe),
             ("grpcurl without a token is Unauthenticated", self.no_token),
             ("grpcurl with a token of another secret is Unauthenticated", self.forged_token),
+            ("WhoAmI names the owner of each token (filegate token, PyJWT)", self.who_am_i),
             ("python client uploads a small file in one message", self.python_small_upload),
             ("python client uploads a 5 MB file in 1 MiB messages", self.python_large_upload),
             ("grpcurl SignedUrl gives a URL that downloads the document", self.grpcurl_signed_url),
@@ -354,6 +355,12 @@ class Checks:
                                   self.grpcurl.addr, f"{SERVICE}/ListDocuments", token=False)
         expect(result.code != 0, "grpcurl succeeded with a forged token")
         expect("Unauthenticated" in result.text, f"not Unauthenticated: {result.text.strip()}")
+
+    def who_am_i(self):
+        reply = self.grpcurl.call("WhoAmI", "{}").json()
+        expect(reply == {"owner": self.owner}, f"grpcurl WhoAmI: {reply}")
+        other = self.other_client.call("WhoAmI", self.client.pb.WhoAmIRequest()).owner
+        expect(other == "bob", f"python WhoAmI as bob: {other!r}")
 
     def python_small_upload(self):
         document = self.client.upload("greeting.txt", self.small)
