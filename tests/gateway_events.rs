@@ -191,6 +191,21 @@ async fn the_payload_comes_only_when_asked_for() {
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn a_stream_ends_with_unavailable_when_the_gateway_stops() {
+    let gw = TestGateway::start().await;
+    assert_eq!(gw.deliver(&delivery("s-1", "alice")).await, 200);
+    let mut events = watch(&gw, "alice", 0).await;
+    assert_eq!(next(&mut events).await.delivery_id, "s-1");
+    tokio::time::timeout(PATIENCE, gw.stop())
+        .await
+        .expect("an open stream does not hold the gateway up");
+    let ended = tokio::time::timeout(PATIENCE, events.message())
+        .await
+        .expect("the stream ends");
+    assert_eq!(ended.expect_err("an error").code(), Code::Unavailable);
+}
+
 /// Delivers `ids` to `gw`, all at once.
 async fn deliver_all(gw: &TestGateway, ids: &[String]) {
     let sends = ids.iter().map(|id| {

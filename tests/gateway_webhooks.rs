@@ -127,6 +127,16 @@ async fn a_tampered_body_signature_or_timestamp_is_refused_with_nothing_stored()
 }
 
 #[tokio::test]
+async fn a_signed_body_that_is_no_delivery_is_refused_with_400() {
+    let gw = TestGateway::start().await;
+    for body in ["not json", r#"{"action": "fp.upload"}"#, r#"{"id": 1}"#] {
+        assert_eq!(gw.deliver(body).await, 400, "{body}");
+    }
+    assert_eq!(gw.events().await, 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn an_old_delivery_replayed_or_one_from_the_future_is_refused() {
     let gw = TestGateway::start().await;
     let secret = gw.webhook_secret();
