@@ -192,6 +192,22 @@ async fn the_payload_comes_only_when_asked_for() {
 }
 
 #[tokio::test]
+async fn a_backlog_larger_than_a_read_batch_and_the_stream_buffer_arrives_whole_and_in_order() {
+    let gw = TestGateway::start().await;
+    let ids: Vec<String> = (0..250).map(|i| format!("k-{i:03}")).collect();
+    for id in &ids {
+        assert_eq!(gw.deliver(&delivery(id, "alice")).await, 200);
+    }
+    let mut events = watch(&gw, "alice", 0).await;
+    for id in &ids {
+        assert_eq!(&next(&mut events).await.delivery_id, id);
+    }
+    assert_eq!(gw.deliver(&delivery("k-last", "alice")).await, 200);
+    assert_eq!(next(&mut events).await.delivery_id, "k-last");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_stream_ends_with_unavailable_when_the_gateway_stops() {
     let gw = TestGateway::start().await;
     assert_eq!(gw.deliver(&delivery("s-1", "alice")).await, 200);

@@ -58,7 +58,10 @@ impl Application {
                     api_key: LOCAL_API_KEY.to_owned(),
                     app_secret: app_secret.clone(),
                     security: true,
-                    webhook: own_webhook(&http, settings.webhook_secret.as_ref())?,
+                    webhook: match args.local_webhooks {
+                        true => own_webhook(&http, settings.webhook_secret.as_ref())?,
+                        false => None,
+                    },
                 };
                 let emulator = Emulator::bind(args.emulator_listen, config).await?;
                 let config = FilestackConfig::emulator(

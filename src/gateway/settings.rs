@@ -98,6 +98,15 @@ pub struct ServeArgs {
     /// Largest webhook body accepted, in bytes (larger: 413).
     #[arg(long, env = "FILEGATE_WEBHOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub webhook_max_body_bytes: usize,
+    /// Local mode: whether the embedded emulator delivers its webhooks to
+    /// this gateway's `/webhooks/filestack` (`--local-webhooks false`: not).
+    #[arg(
+        long,
+        env = "FILEGATE_LOCAL_WEBHOOKS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub local_webhooks: bool,
     /// Algorithm of `--jwt-public-key`: RS256 or ES256.
     #[arg(long, env = "FILEGATE_JWT_ALGORITHM", default_value = "RS256")]
     pub jwt_algorithm: String,
