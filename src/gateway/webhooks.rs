@@ -14,10 +14,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::db::{Database, NewEvent, ReceiveOutcome};
@@ -35,6 +38,12 @@ const MAX_ID_LEN: usize = 128;
 const MAX_ACTION_LEN: usize = 64;
 /// Longest content type taken from an `fp.overwrite`.
 const MAX_TYPE_LEN: usize = 255;
+/// Longest a delivery may take, body upload included: Filestack treats a
+/// slow answer as a failure anyway, and a stalled sender holds nothing.
+const DEADLINE: Duration = Duration::from_secs(10);
+/// Deliveries recorded at once (the rest wait, within the deadline), so a
+/// burst cannot take every database connection from the RPCs.
+const CONCURRENT_RECORDS: usize = 4;
 
 /// What the endpoint needs.
 #[derive(Debug, Clone)]
@@ -44,6 +53,7 @@ pub struct WebhookReceiver {
     max_body_bytes: usize,
     db: Database,
     feed: EventFeed,
+    recording: Arc<Semaphore>,
 }
 
 impl WebhookReceiver {
@@ -61,16 +71,28 @@ impl WebhookReceiver {
             max_body_bytes,
             db,
             feed,
+            recording: Arc::new(Semaphore::new(CONCURRENT_RECORDS)),
         }
     }
 
-    /// The route, with its body limit.
+    /// The route, with its body limit and deadline.
     pub fn router(self) -> Router {
         let limit = self.max_body_bytes;
         Router::new()
             .route(WEBHOOK_PATH, post(receive))
             .layer(DefaultBodyLimit::max(limit))
+            .layer(middleware::from_fn(deadline))
             .with_state(Arc::new(self))
+    }
+}
+
+async fn deadline(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(DEADLINE, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!("webhook delivery took too long; refused");
+            (StatusCode::REQUEST_TIMEOUT, "too slow").into_response()
+        }
     }
 }
 
@@ -114,6 +136,9 @@ async fn record(receiver: &WebhookReceiver, event: &NewEvent) -> (StatusCode, &'
         action = %event.action,
         handle = event.handle.as_deref().unwrap_or("")
     );
+    let Ok(_permit) = receiver.recording.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "try again later");
+    };
     let outcome = receiver
         .db
         .receive_event(event)

@@ -23,7 +23,7 @@ const BATCH: i64 = 100;
 /// Events waiting for a slow reader before the task waits too.
 const BUFFER: usize = 32;
 /// Re-read even without a wake-up this often (covers lost notifications).
-const REREAD: Duration = Duration::from_secs(2);
+const REREAD: Duration = Duration::from_secs(10);
 
 /// The events of one WatchEvents call, oldest first.
 pub type EventStream = ReceiverStream<Result<EventRow, GatewayError>>;
