@@ -58,9 +58,10 @@ impl Application {
                     api_key: LOCAL_API_KEY.to_owned(),
                     app_secret: app_secret.clone(),
                     security: true,
-                    webhook: match args.local_webhooks {
-                        true => own_webhook(&http, settings.webhook_secret.as_ref())?,
-                        false => None,
+                    webhook: if args.local_webhooks {
+                        own_webhook(&http, settings.webhook_secret.as_ref())?
+                    } else {
+                        None
                     },
                 };
                 let emulator = Emulator::bind(args.emulator_listen, config).await?;
