@@ -4,6 +4,7 @@
 //! each query is written once and run on whichever pool is open.
 
 mod documents;
+mod events;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use documents::{DocumentRow, InsertOutcome, PageCursor};
+pub use events::{EVENTS_CHANNEL, EventRow, NewEvent, ReceiveOutcome};
 
 /// Runs the same expression on whichever pool is open.
 macro_rules! on_pool {

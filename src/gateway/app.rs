@@ -16,15 +16,18 @@ use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
 use crate::db::Database;
-use crate::emulator::{Emulator, EmulatorConfig};
+use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
 use crate::filestack::{FilestackClient, FilestackConfig};
 use crate::gateway::Gateway;
 use crate::gateway::auth::Authenticator;
+use crate::gateway::events;
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
 use crate::gateway::upload::MAX_CHUNK_BYTES;
+use crate::gateway::webhooks::{WEBHOOK_PATH, WebhookReceiver};
 use crate::pb;
 use crate::pb::v1::file_gateway_service_server::FileGatewayServiceServer;
+use crate::secret::Secret;
 
 /// Largest gRPC message the gateway accepts: one upload chunk plus room for
 /// the spec and framing.
@@ -35,6 +38,7 @@ pub struct Application {
     grpc: TcpListener,
     http: TcpListener,
     gateway: Arc<Gateway>,
+    webhooks: WebhookReceiver,
     emulator: Option<Emulator>,
     emulator_url: Option<String>,
     db: Database,
@@ -45,6 +49,8 @@ impl Application {
     /// the emulator.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let args = &settings.args;
+        let grpc = TcpListener::bind(args.grpc_listen).await?;
+        let http = TcpListener::bind(args.http_listen).await?;
         let (filestack_config, emulator) = match &settings.local_app_secret {
             Some(app_secret) => {
                 let config = EmulatorConfig {
@@ -52,7 +58,11 @@ impl Application {
                     api_key: LOCAL_API_KEY.to_owned(),
                     app_secret: app_secret.clone(),
                     security: true,
-                    webhook: None,
+                    webhook: if args.local_webhooks {
+                        own_webhook(&http, settings.webhook_secret.as_ref())?
+                    } else {
+                        None
+                    },
                 };
                 let emulator = Emulator::bind(args.emulator_listen, config).await?;
                 let config = FilestackConfig::emulator(
@@ -85,8 +95,6 @@ impl Application {
             args.jwt_audience.as_deref(),
         )?;
         let db = Database::connect(&settings.database_url).await?;
-        let grpc = TcpListener::bind(args.grpc_listen).await?;
-        let http = TcpListener::bind(args.http_listen).await?;
         let emulator_url = emulator.as_ref().map(Emulator::base_url);
         let gateway = Arc::new(Gateway::new(
             db.clone(),
@@ -94,10 +102,18 @@ impl Application {
             auth,
             settings.limits.clone(),
         ));
+        let webhooks = WebhookReceiver::new(
+            settings.webhook_secret.clone(),
+            Duration::from_secs(args.webhook_max_age_secs),
+            args.webhook_max_body_bytes,
+            db.clone(),
+            gateway.events.clone(),
+        );
         Ok(Application {
             grpc,
             http,
             gateway,
+            webhooks,
             emulator,
             emulator_url,
             db,
@@ -158,7 +174,17 @@ impl Application {
             let stop = stop.clone();
             tokio::spawn(async move { emulator.serve(async move { stop.cancelled().await }).await })
         });
-        let http = tokio::spawn(serve_http(self.http, self.db.clone(), stop.clone()));
+        let relay = tokio::spawn(events::relay(
+            self.db.clone(),
+            self.gateway.events.clone(),
+            stop.clone(),
+        ));
+        let http = tokio::spawn(serve_http(
+            self.http,
+            self.db.clone(),
+            self.webhooks,
+            stop.clone(),
+        ));
         let service = FileGatewayServiceServer::new(GatewayService::new(self.gateway))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -185,6 +211,7 @@ impl Application {
             })
             .await?;
         stop.cancel();
+        relay.await?;
         http.await??;
         if let Some(emulator) = emulator {
             emulator.await??;
@@ -195,9 +222,29 @@ impl Application {
     }
 }
 
+/// Where the embedded emulator delivers its webhooks: this gateway's own
+/// endpoint, signed with the local webhook secret.
+fn own_webhook(
+    http: &TcpListener,
+    secret: Option<&Secret>,
+) -> anyhow::Result<Option<WebhookTarget>> {
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    let mut addr = http.local_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(Some(WebhookTarget {
+        url: format!("http://{addr}{WEBHOOK_PATH}"),
+        secret: secret.clone(),
+    }))
+}
+
 async fn serve_http(
     listener: TcpListener,
     db: Database,
+    webhooks: WebhookReceiver,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let ready_db = db.clone();
@@ -218,7 +265,8 @@ async fn serve_http(
                     }
                 }
             }),
-        );
+        )
+        .merge(webhooks.router());
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;

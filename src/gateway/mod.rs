@@ -11,15 +11,18 @@ mod convert;
 mod documents;
 pub mod domain;
 pub mod error;
+pub mod events;
 mod service;
 pub mod settings;
 mod upload;
+pub mod webhooks;
 
 use std::time::Duration;
 
 use crate::db::Database;
 use crate::filestack::FilestackClient;
 use crate::gateway::auth::Authenticator;
+use crate::gateway::events::EventFeed;
 
 pub use app::Application;
 pub use settings::{ServeArgs, Settings};
@@ -55,6 +58,8 @@ pub struct Gateway {
     pub(crate) filestack: FilestackClient,
     pub(crate) auth: Authenticator,
     pub(crate) limits: Limits,
+    /// Wakes this gateway's WatchEvents streams.
+    pub(crate) events: EventFeed,
 }
 
 impl Gateway {
@@ -69,6 +74,7 @@ impl Gateway {
             filestack,
             auth,
             limits,
+            events: EventFeed::default(),
         }
     }
 }

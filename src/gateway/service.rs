@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, Span, field};
 
@@ -13,7 +14,7 @@ use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl};
 use crate::gateway::error::GatewayError;
 use crate::gateway::upload::read_spec;
-use crate::gateway::{Gateway, convert};
+use crate::gateway::{Gateway, convert, events};
 use crate::pb::v1 as pb;
 use crate::pb::v1::file_gateway_service_server::FileGatewayService;
 
@@ -75,8 +76,34 @@ fn record_document(id: &str) {
     Span::current().record("document_id", id);
 }
 
+/// The stream of a WatchEvents call.
+type WatchEventsStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::Event, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl FileGatewayService for GatewayService {
+    type WatchEventsStream = WatchEventsStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<WatchEventsStream>, Status> {
+        respond(rpc_span("WatchEvents"), async move {
+            let owner = self.authenticate(request.metadata())?;
+            let request = request.into_inner();
+            let include_payload = request.include_payload;
+            let stream = self
+                .gateway
+                .watch_events(owner, request.after_event_id)?
+                .map(move |item| {
+                    item.map(|row| events::to_proto(row, include_payload))
+                        .map_err(Status::from)
+                });
+            Ok(Box::pin(stream) as WatchEventsStream)
+        })
+        .await
+    }
+
     async fn upload(
         &self,
         request: Request<Streaming<pb::UploadRequest>>,

@@ -91,6 +91,22 @@ pub struct ServeArgs {
     /// PEM public key file for RS256/ES256 caller tokens.
     #[arg(long, env = "FILEGATE_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
+    /// Webhook deliveries signed longer ago than this are refused, in
+    /// seconds (a captured delivery cannot be replayed later).
+    #[arg(long, env = "FILEGATE_WEBHOOK_MAX_AGE_SECS", default_value_t = 300)]
+    pub webhook_max_age_secs: u64,
+    /// Largest webhook body accepted, in bytes (larger: 413).
+    #[arg(long, env = "FILEGATE_WEBHOOK_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub webhook_max_body_bytes: usize,
+    /// Local mode: whether the embedded emulator delivers its webhooks to
+    /// this gateway's `/webhooks/filestack` (`--local-webhooks false`: not).
+    #[arg(
+        long,
+        env = "FILEGATE_LOCAL_WEBHOOKS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub local_webhooks: bool,
     /// Algorithm of `--jwt-public-key`: RS256 or ES256.
     #[arg(long, env = "FILEGATE_JWT_ALGORITHM", default_value = "RS256")]
     pub jwt_algorithm: String,
@@ -111,6 +127,10 @@ pub struct Settings {
     pub jwt_key: JwtKey,
     /// `Some` in local mode: the emulator's app secret.
     pub local_app_secret: Option<Secret>,
+    /// The secret of webhook signatures: `FILESTACK_WEBHOOK_SECRET`, or in
+    /// local mode one generated in the data dir. `None`: the webhook
+    /// endpoint refuses every delivery.
+    pub webhook_secret: Option<Secret>,
 }
 
 impl std::fmt::Debug for JwtKey {
@@ -139,6 +159,11 @@ impl Settings {
         } else {
             None
         };
+        let webhook_secret = match &args.filestack_webhook_secret {
+            Some(secret) => Some(secret.clone()),
+            None if local => Some(local_webhook_secret(&args.data_dir)?),
+            None => None,
+        };
         let jwt_key = jwt_key(&args, local)?;
         let database_url = match &args.database_url {
             Some(url) => url.clone(),
@@ -164,6 +189,7 @@ impl Settings {
             database_url,
             jwt_key,
             local_app_secret,
+            webhook_secret,
         })
     }
 
@@ -193,6 +219,12 @@ fn jwt_key(args: &ServeArgs, local: bool) -> anyhow::Result<JwtKey> {
 /// The development JWT secret of a local-mode data dir (created on first use).
 pub fn local_jwt_secret(data_dir: &Path) -> anyhow::Result<Secret> {
     local_secret(data_dir, "dev-jwt-secret")
+}
+
+/// The webhook secret of a local-mode data dir (created on first use): the
+/// embedded emulator signs its deliveries with it.
+pub fn local_webhook_secret(data_dir: &Path) -> anyhow::Result<Secret> {
+    local_secret(data_dir, "webhook-secret")
 }
 
 /// A random secret kept in `data_dir/name`, readable by the owner only.

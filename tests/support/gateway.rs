@@ -79,14 +79,30 @@ impl TestGateway {
 
     /// Starts with extra `filegate serve` flags.
     pub async fn start_with(extra: &[&str]) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db_url, postgres) = database_url(dir.path()).await;
+        Self::launch(dir, db_url, postgres, extra).await
+    }
+
+    /// Starts on an existing database, which the caller drops afterwards
+    /// (several gateways sharing one PostgreSQL database).
+    pub async fn start_on(database_url: &str, extra: &[&str]) -> TestGateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::launch(dir, database_url.to_owned(), None, extra).await
+    }
+
+    async fn launch(
+        dir: tempfile::TempDir,
+        db_url: String,
+        postgres: Option<(String, String)>,
+        extra: &[&str],
+    ) -> TestGateway {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,filegate=info".into()),
             )
             .try_init();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let (db_url, postgres) = database_url(dir.path()).await;
         let data_dir = dir.path().to_str().expect("utf-8 temp dir").to_owned();
         let mut argv = vec![
             "serve",
@@ -215,6 +231,53 @@ impl TestGateway {
         self.db.count_documents().await.expect("count")
     }
 
+    /// The webhook secret local mode generated in the data dir.
+    pub fn webhook_secret(&self) -> Secret {
+        let raw = std::fs::read_to_string(self.dir.path().join("webhook-secret"))
+            .expect("webhook secret file");
+        Secret::new(raw.trim())
+    }
+
+    /// POSTs `body` to `/webhooks/filestack` with the given `FS-Timestamp`
+    /// and `FS-Signature` headers (each left out when `None`); the status.
+    pub async fn post_webhook(
+        &self,
+        body: &[u8],
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+    ) -> u16 {
+        let mut request = self
+            .http
+            .post(format!("{}/webhooks/filestack", self.http_url))
+            .header("Content-Type", "application/json")
+            .body(body.to_vec());
+        if let Some(timestamp) = timestamp {
+            request = request.header("FS-Timestamp", timestamp);
+        }
+        if let Some(signature) = signature {
+            request = request.header("FS-Signature", signature);
+        }
+        request
+            .send()
+            .await
+            .expect("webhook POST")
+            .status()
+            .as_u16()
+    }
+
+    /// POSTs `body` signed now with the local webhook secret; the status.
+    pub async fn deliver(&self, body: &str) -> u16 {
+        let timestamp = unix_now().to_string();
+        let signature =
+            filegate::filestack::webhook::sign(&self.webhook_secret(), &timestamp, body.as_bytes());
+        self.post_webhook(body.as_bytes(), Some(&timestamp), Some(&signature))
+            .await
+    }
+
+    pub async fn events(&self) -> i64 {
+        self.db.count_events().await.expect("count events")
+    }
+
     /// GET a URL; status and body.
     pub async fn get(&self, url: &str) -> (u16, Vec<u8>) {
         let response = self.http.get(url).send().await.expect("GET");
@@ -244,6 +307,65 @@ impl TestGateway {
                 .expect("drop the test database");
             admin.close().await;
         }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A fresh database on the PostgreSQL server at `FILEGATE_TEST_POSTGRES_URL`
+/// (default `postgres://postgres@127.0.0.1:5432/test`), for tests that need
+/// PostgreSQL even when the suite runs on SQLite.
+pub struct PostgresDatabase {
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl PostgresDatabase {
+    pub async fn create() -> PostgresDatabase {
+        let server = std::env::var("FILEGATE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!(
+            "fg_{}",
+            Alphanumeric
+                .sample_string(&mut rand::rng(), 16)
+                .to_lowercase()
+        );
+        let admin = sqlx::PgPool::connect(&server)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {server} is needed by this test: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        let (base, _) = server
+            .rsplit_once('/')
+            .expect("a database URL ends with /NAME");
+        PostgresDatabase {
+            url: format!("{base}/{name}"),
+            server,
+            name,
+        }
+    }
+
+    /// Drops the database (after every gateway on it stopped).
+    pub async fn drop_database(self) {
+        let admin = sqlx::PgPool::connect(&self.server)
+            .await
+            .expect("postgres reachable");
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        sqlx::query(sqlx::AssertSqlSafe(drop))
+            .execute(&admin)
+            .await
+            .expect("drop the test database");
+        admin.close().await;
     }
 }
 

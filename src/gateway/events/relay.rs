@@ -1,0 +1,46 @@
+//! Turns PostgreSQL notifications from every replica into wake-ups of this
+//! process's watchers, until shutdown, when it closes the feed.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::db::Database;
+use crate::gateway::events::EventFeed;
+
+/// Pause before listening again after the listener failed.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Relays notifications (PostgreSQL only) until `stop`, then closes `feed`.
+pub async fn relay(db: Database, feed: EventFeed, stop: CancellationToken) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = listen(&db, &feed) => {}
+    }
+    feed.close();
+}
+
+async fn listen(db: &Database, feed: &EventFeed) {
+    loop {
+        match db.event_listener().await {
+            Ok(None) => return std::future::pending().await,
+            Ok(Some(mut listener)) => {
+                // Anything committed while nobody listened is read now.
+                feed.wake();
+                loop {
+                    match listener.try_recv().await {
+                        Ok(Some(_)) => feed.wake(),
+                        // Reconnected: notifications may have been lost.
+                        Ok(None) => feed.wake(),
+                        Err(error) => {
+                            tracing::warn!(%error, "event listener failed; listening again");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot listen for events"),
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}

@@ -1,0 +1,270 @@
+//! WatchEvents against the real gateway: the local-mode loop (emulator
+//! webhooks into the gateway), cursors, owner isolation, and two gateways
+//! sharing one PostgreSQL database.
+
+#[path = "support/gateway.rs"]
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use filegate::pb::v1 as pb;
+use support::{PostgresDatabase, TestGateway, data, unix_now};
+use tonic::{Code, Streaming};
+
+/// Longest wait for an event that must come.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+async fn watch(gw: &TestGateway, sub: &str, after: i64) -> Streaming<pb::Event> {
+    let request = pb::WatchEventsRequest {
+        after_event_id: after,
+        include_payload: true,
+    };
+    gw.client()
+        .await
+        .watch_events(gw.request(sub, request))
+        .await
+        .expect("watch")
+        .into_inner()
+}
+
+async fn next(stream: &mut Streaming<pb::Event>) -> pb::Event {
+    tokio::time::timeout(PATIENCE, stream.message())
+        .await
+        .expect("an event in time")
+        .expect("no error")
+        .expect("the stream goes on")
+}
+
+/// A delivery for a file under `owner`'s upload path.
+fn delivery(id: &str, owner: &str) -> String {
+    serde_json::json!({
+        "id": id, "action": "fp.upload", "timestamp": unix_now(),
+        "text": {
+            "url": format!("https://cdn.filestackcontent.com/h{}", id.replace('-', "")),
+            "key": format!("user-uploads/{owner}/{id}.bin"), "size": 1,
+        },
+    })
+    .to_string()
+}
+
+async fn upload(gw: &TestGateway, sub: &str) -> pb::Document {
+    let spec = pb::UploadSpec {
+        filename: "f.bin".into(),
+        ..Default::default()
+    };
+    let msg = pb::UploadRequest {
+        first_message: Some(pb::upload_request::FirstMessage::Spec(spec)),
+        data: data(500).into(),
+        ..Default::default()
+    };
+    gw.client()
+        .await
+        .upload(gw.request(sub, tokio_stream::iter(vec![msg])))
+        .await
+        .expect("upload")
+        .into_inner()
+        .document
+        .expect("document")
+}
+
+#[tokio::test]
+async fn an_upload_through_the_gateway_streams_fp_upload_and_a_delete_fp_delete() {
+    let gw = TestGateway::start().await;
+    let mut events = watch(&gw, "alice", 0).await;
+    let doc = upload(&gw, "alice").await;
+    let uploaded = next(&mut events).await;
+    assert_eq!(uploaded.action, "fp.upload");
+    assert_eq!(uploaded.handle, doc.handle);
+    assert!(uploaded.document_id.is_empty() || uploaded.document_id == doc.id);
+    assert!(uploaded.payload_json.contains(&doc.handle));
+    assert!(uploaded.receive_time.is_some());
+    let request = pb::DeleteRequest {
+        document_id: doc.id.clone(),
+    };
+    gw.client()
+        .await
+        .delete(gw.request("alice", request))
+        .await
+        .expect("delete");
+    let deleted = next(&mut events).await;
+    assert_eq!(deleted.action, "fp.delete");
+    assert_eq!(deleted.handle, doc.handle);
+    assert!(deleted.id > uploaded.id);
+    assert_eq!(gw.documents().await, 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn resuming_from_the_last_id_loses_nothing_and_repeats_nothing() {
+    let gw = TestGateway::start().await;
+    for id in ["r-1", "r-2", "r-3"] {
+        assert_eq!(gw.deliver(&delivery(id, "alice")).await, 200);
+    }
+    let mut events = watch(&gw, "alice", 0).await;
+    let mut last = 0;
+    for expected in ["r-1", "r-2", "r-3"] {
+        let event = next(&mut events).await;
+        assert_eq!(event.delivery_id, expected);
+        assert!(event.id > last);
+        last = event.id;
+    }
+    drop(events);
+    for id in ["r-4", "r-5"] {
+        assert_eq!(gw.deliver(&delivery(id, "alice")).await, 200);
+    }
+    let mut events = watch(&gw, "alice", last).await;
+    assert_eq!(next(&mut events).await.delivery_id, "r-4");
+    assert_eq!(next(&mut events).await.delivery_id, "r-5");
+    assert_eq!(gw.deliver(&delivery("r-6", "alice")).await, 200);
+    assert_eq!(
+        next(&mut events).await.delivery_id,
+        "r-6",
+        "live, no repeat"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_caller_receives_only_the_events_of_their_own_documents() {
+    let gw = TestGateway::start().await;
+    let mut bob = watch(&gw, "bob", 0).await;
+    assert_eq!(gw.deliver(&delivery("o-1", "alice")).await, 200);
+    assert_eq!(gw.deliver(&delivery("o-2", "bob")).await, 200);
+    let nobody = serde_json::json!({
+        "id": "o-3", "action": "fp.upload", "timestamp": unix_now(),
+        "text": { "url": "https://cdn.filestackcontent.com/hUnplaced" },
+    });
+    assert_eq!(gw.deliver(&nobody.to_string()).await, 200);
+    assert_eq!(gw.deliver(&delivery("o-4", "bob")).await, 200);
+    assert_eq!(next(&mut bob).await.delivery_id, "o-2");
+    assert_eq!(next(&mut bob).await.delivery_id, "o-4");
+    let mut alice = watch(&gw, "alice", 0).await;
+    assert_eq!(next(&mut alice).await.delivery_id, "o-1");
+    assert_eq!(gw.deliver(&delivery("o-5", "alice")).await, 200);
+    assert_eq!(next(&mut alice).await.delivery_id, "o-5");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_negative_cursor_or_a_missing_token_is_refused() {
+    let gw = TestGateway::start().await;
+    let request = pb::WatchEventsRequest {
+        after_event_id: -1,
+        include_payload: false,
+    };
+    let status = gw
+        .client()
+        .await
+        .watch_events(gw.request("alice", request))
+        .await
+        .expect_err("negative cursor");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = gw
+        .client()
+        .await
+        .watch_events(pb::WatchEventsRequest::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), Code::Unauthenticated);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_payload_comes_only_when_asked_for() {
+    let gw = TestGateway::start().await;
+    assert_eq!(gw.deliver(&delivery("p-1", "alice")).await, 200);
+    let request = pb::WatchEventsRequest {
+        after_event_id: 0,
+        include_payload: false,
+    };
+    let mut events = gw
+        .client()
+        .await
+        .watch_events(gw.request("alice", request))
+        .await
+        .expect("watch")
+        .into_inner();
+    let event = next(&mut events).await;
+    assert_eq!(event.delivery_id, "p-1");
+    assert!(event.payload_json.is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_backlog_larger_than_a_read_batch_and_the_stream_buffer_arrives_whole_and_in_order() {
+    let gw = TestGateway::start().await;
+    let ids: Vec<String> = (0..250).map(|i| format!("k-{i:03}")).collect();
+    for id in &ids {
+        assert_eq!(gw.deliver(&delivery(id, "alice")).await, 200);
+    }
+    let mut events = watch(&gw, "alice", 0).await;
+    for id in &ids {
+        assert_eq!(&next(&mut events).await.delivery_id, id);
+    }
+    assert_eq!(gw.deliver(&delivery("k-last", "alice")).await, 200);
+    assert_eq!(next(&mut events).await.delivery_id, "k-last");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_ends_with_unavailable_when_the_gateway_stops() {
+    let gw = TestGateway::start().await;
+    assert_eq!(gw.deliver(&delivery("s-1", "alice")).await, 200);
+    let mut events = watch(&gw, "alice", 0).await;
+    assert_eq!(next(&mut events).await.delivery_id, "s-1");
+    tokio::time::timeout(PATIENCE, gw.stop())
+        .await
+        .expect("an open stream does not hold the gateway up");
+    let ended = tokio::time::timeout(PATIENCE, events.message())
+        .await
+        .expect("the stream ends");
+    assert_eq!(ended.expect_err("an error").code(), Code::Unavailable);
+}
+
+/// Delivers `ids` to `gw`, all at once.
+async fn deliver_all(gw: &TestGateway, ids: &[String]) {
+    let sends = ids.iter().map(|id| {
+        let body = delivery(id, "carol");
+        async move { gw.deliver(&body).await }
+    });
+    for status in futures_util::future::join_all(sends).await {
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_postgres_share_events_in_order_and_resume_without_loss() {
+    let database = PostgresDatabase::create().await;
+    let a = TestGateway::start_on(&database.url, &[]).await;
+    let b = TestGateway::start_on(&database.url, &[]).await;
+    let mut watcher = watch(&a, "carol", 0).await;
+    let to_a: Vec<String> = (0..20).map(|i| format!("a-{i}")).collect();
+    let to_b: Vec<String> = (0..20).map(|i| format!("b-{i}")).collect();
+    tokio::join!(deliver_all(&a, &to_a), deliver_all(&b, &to_b));
+    let mut seen = BTreeSet::new();
+    let mut last = 0;
+    for _ in 0..40 {
+        let event = next(&mut watcher).await;
+        assert!(event.id > last, "ids strictly increase");
+        last = event.id;
+        seen.insert(event.delivery_id);
+    }
+    let expected: BTreeSet<String> = to_a.iter().chain(&to_b).cloned().collect();
+    assert_eq!(seen, expected, "every delivery, to either gateway, once");
+    drop(watcher);
+
+    for id in ["late-1", "late-2", "late-3"] {
+        assert_eq!(b.deliver(&delivery(id, "carol")).await, 200);
+    }
+    let mut watcher = watch(&a, "carol", last).await;
+    for expected in ["late-1", "late-2", "late-3"] {
+        assert_eq!(next(&mut watcher).await.delivery_id, expected);
+    }
+    assert_eq!(b.deliver(&delivery("late-4", "carol")).await, 200);
+    assert_eq!(next(&mut watcher).await.delivery_id, "late-4");
+    drop(watcher);
+    a.stop().await;
+    b.stop().await;
+    database.drop_database().await;
+}
