@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use filegate::gateway::{Application, ServeArgs, Settings};
@@ -84,25 +83,33 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     let local = settings.is_local();
+    let own_jwt_secret =
+        settings.args.jwt_secret.is_some() || settings.args.jwt_public_key.is_some();
     let data_dir = settings.args.data_dir.clone();
     let app = Application::build(settings).await?;
     let grpc = app.grpc_addr();
     println!("filegate listening: grpc={grpc} http={}", app.http_addr());
     if local {
-        print_local_help(&app, &data_dir);
+        print_local_help(&app, &data_dir, own_jwt_secret);
     }
     app.run_until(filegate::gateway::app::shutdown_signal())
         .await
 }
 
-fn print_local_help(app: &Application, data_dir: &std::path::Path) {
+fn print_local_help(app: &Application, data_dir: &std::path::Path, own_jwt_secret: bool) {
     let grpc = app.grpc_addr();
     let dir = data_dir.display();
     println!(
-        "local mode: Filestack emulator at {}, SQLite and a development JWT secret in {dir}",
+        "local mode: Filestack emulator at {}, SQLite in {dir}",
         app.emulator_url().unwrap_or_default()
     );
-    println!("get a token:   export TOKEN=$(filegate token --data-dir {dir} --sub alice)");
+    if own_jwt_secret {
+        println!(
+            "get a token:   export TOKEN=$(filegate token --jwt-secret \"$FILEGATE_JWT_SECRET\" --sub alice)"
+        );
+    } else {
+        println!("get a token:   export TOKEN=$(filegate token --data-dir {dir} --sub alice)");
+    }
     println!(
         "try it:        grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' {grpc} filegate.v1.FileGatewayService/ListDocuments"
     );
@@ -111,8 +118,7 @@ fn print_local_help(app: &Application, data_dir: &std::path::Path) {
 fn token(args: TokenArgs) -> anyhow::Result<()> {
     let secret = match args.jwt_secret {
         Some(secret) => secret,
-        None => filegate::gateway::settings::local_jwt_secret(&args.data_dir)
-            .context("reading the local JWT secret")?,
+        None => filegate::gateway::settings::existing_local_jwt_secret(&args.data_dir)?,
     };
     let token = filegate::gateway::auth::mint_hs256(&secret, &args.sub, args.ttl)?;
     println!("{token}");

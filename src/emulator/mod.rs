@@ -31,7 +31,7 @@
 //!   when one is sent (the Python SDK sends none there).
 //! - Signed webhooks (`fp.upload`, `fp.overwrite`, `fp.delete`) from a
 //!   bounded background queue, retried 3 times with a doubling backoff from
-//!   200 ms; delivery ids count up from 1 in each process.
+//!   200 ms; delivery ids count up from the start time in microseconds.
 //! - Persistence: files and JSON metadata in the data dir survive a restart;
 //!   pending (uncompleted) uploads do not. At most 1024 uploads may be
 //!   pending; one not completed within 24 hours is forgotten. One data dir

@@ -59,7 +59,11 @@ async fn deliver_all(
     mut rx: mpsc::Receiver<(&'static str, Value)>,
     stats: Arc<WebhookStats>,
 ) {
-    let mut id: u64 = 0;
+    // Ids count up from the start time in microseconds, so an emulator
+    // restarted on the same data dir never reuses an id a receiver has seen.
+    let mut id: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
     while let Some((action, text)) = rx.recv().await {
         id += 1;
         let timestamp = unix_now();

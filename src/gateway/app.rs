@@ -42,6 +42,7 @@ pub struct Application {
     emulator: Option<Emulator>,
     emulator_url: Option<String>,
     db: Database,
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -117,6 +118,7 @@ impl Application {
             emulator,
             emulator_url,
             db,
+            shutdown_grace: Duration::from_secs(settings.args.shutdown_grace_secs),
         })
     }
 
@@ -141,8 +143,11 @@ impl Application {
         &self.db
     }
 
-    /// Serves until `shutdown` completes: health turns NOT_SERVING at once,
-    /// then in-flight calls finish and every listener closes.
+    /// Serves until `shutdown` completes: health turns NOT_SERVING at once
+    /// and new connections are refused; in-flight calls get the grace period
+    /// to finish, then the remaining connections are closed. The HTTP
+    /// listener and the embedded emulator stop last, so in-flight uploads can
+    /// still reach the emulator while draining.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -170,9 +175,14 @@ impl Application {
             }
         };
         tokio::spawn(draining);
+        let stopped = CancellationToken::new();
         let emulator = self.emulator.map(|emulator| {
-            let stop = stop.clone();
-            tokio::spawn(async move { emulator.serve(async move { stop.cancelled().await }).await })
+            let stopped = stopped.clone();
+            tokio::spawn(async move {
+                emulator
+                    .serve(async move { stopped.cancelled().await })
+                    .await
+            })
         });
         let relay = tokio::spawn(events::relay(
             self.db.clone(),
@@ -183,7 +193,7 @@ impl Application {
             self.http,
             self.db.clone(),
             self.webhooks,
-            stop.clone(),
+            stopped.clone(),
         ));
         let service = FileGatewayServiceServer::new(GatewayService::new(self.gateway))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -199,7 +209,7 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
         let grpc_stop = stop.clone();
-        Server::builder()
+        let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(health)
@@ -208,9 +218,20 @@ impl Application {
             .add_service(service)
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.grpc), async move {
                 grpc_stop.cancelled().await
-            })
-            .await?;
+            });
+        let grace = self.shutdown_grace;
+        let grace_over = async {
+            stop.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result?,
+            () = grace_over => {
+                tracing::warn!(grace_secs = grace.as_secs(), "grace period over: closing the remaining connections");
+            }
+        }
         stop.cancel();
+        stopped.cancel();
         relay.await?;
         http.await??;
         if let Some(emulator) = emulator {

@@ -107,6 +107,10 @@ pub struct ServeArgs {
         action = clap::ArgAction::Set
     )]
     pub local_webhooks: bool,
+    /// After SIGTERM, how long in-flight calls may run before the
+    /// remaining connections are closed, in seconds.
+    #[arg(long, env = "FILEGATE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
     /// Algorithm of `--jwt-public-key`: RS256 or ES256.
     #[arg(long, env = "FILEGATE_JWT_ALGORITHM", default_value = "RS256")]
     pub jwt_algorithm: String,
@@ -216,9 +220,25 @@ fn jwt_key(args: &ServeArgs, local: bool) -> anyhow::Result<JwtKey> {
     anyhow::bail!("set FILEGATE_JWT_SECRET or FILEGATE_JWT_PUBLIC_KEY: callers must authenticate")
 }
 
+const LOCAL_JWT_SECRET_FILE: &str = "dev-jwt-secret";
+
 /// The development JWT secret of a local-mode data dir (created on first use).
 pub fn local_jwt_secret(data_dir: &Path) -> anyhow::Result<Secret> {
-    local_secret(data_dir, "dev-jwt-secret")
+    local_secret(data_dir, LOCAL_JWT_SECRET_FILE)
+}
+
+/// The development JWT secret a local-mode gateway created in `data_dir`;
+/// an error when there is none (`filegate token` never creates one).
+pub fn existing_local_jwt_secret(data_dir: &Path) -> anyhow::Result<Secret> {
+    let path = data_dir.join(LOCAL_JWT_SECRET_FILE);
+    let raw = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "no development JWT secret at {}: start `filegate serve --data-dir {}` in local mode first, or pass --jwt-secret",
+            path.display(),
+            data_dir.display()
+        )
+    })?;
+    Ok(Secret::new(raw.trim()))
 }
 
 /// The webhook secret of a local-mode data dir (created on first use): the

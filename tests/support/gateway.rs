@@ -285,11 +285,16 @@ impl TestGateway {
         (status, response.bytes().await.expect("body").to_vec())
     }
 
-    /// Stops the gateway and waits for it to exit cleanly.
-    pub async fn stop(mut self) {
+    /// Sends the shutdown signal without waiting (the gateway drains).
+    pub fn begin_shutdown(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
+    }
+
+    /// Stops the gateway and waits for it to exit cleanly.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
         if let Some(task) = self.task.take() {
             task.await
                 .expect("gateway task")

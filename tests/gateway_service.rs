@@ -1,0 +1,360 @@
+//! Authentication, health, reflection and the local-mode binary.
+
+#[path = "support/gateway.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use filegate::pb::v1 as pb;
+use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
+use filegate::secret::Secret;
+use support::TestGateway;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+
+const SERVICE: &str = "filegate.v1.FileGatewayService";
+
+fn with_header<T>(message: T, value: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", value.parse().expect("header"));
+    request
+}
+
+/// Calls every RPC with `authorization` set to `header` (or none) and returns the codes.
+async fn codes_for(
+    client: &mut FileGatewayServiceClient<tonic::transport::Channel>,
+    header: Option<&str>,
+) -> Vec<Code> {
+    fn wrap<T>(message: T, header: Option<&str>) -> tonic::Request<T> {
+        match header {
+            Some(h) => with_header(message, h),
+            None => tonic::Request::new(message),
+        }
+    }
+    let id = "doc_AAAAAAAAAAAAAAAAAAAAAAAA".to_string();
+    let upload_stream = tokio_stream::iter(vec![pb::UploadRequest {
+        first_message: Some(pb::upload_request::FirstMessage::Spec(pb::UploadSpec {
+            filename: "a".into(),
+            ..Default::default()
+        })),
+        data: b"x".to_vec().into(),
+        ..Default::default()
+    }]);
+    let mut upload = tonic::Request::new(upload_stream);
+    if let Some(h) = header {
+        upload
+            .metadata_mut()
+            .insert("authorization", h.parse().expect("header"));
+    }
+    vec![
+        client.upload(upload).await.unwrap_err().code(),
+        client
+            .signed_url(wrap(
+                pb::SignedUrlRequest {
+                    document_id: id.clone(),
+                    ttl: None,
+                },
+                header,
+            ))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .thumbnail(wrap(
+                pb::ThumbnailRequest {
+                    document_id: id.clone(),
+                    width: 1,
+                    height: 1,
+                    ..Default::default()
+                },
+                header,
+            ))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .delete(wrap(
+                pb::DeleteRequest {
+                    document_id: id.clone(),
+                },
+                header,
+            ))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .register_handle(wrap(pb::RegisterHandleRequest::default(), header))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .metadata(wrap(
+                pb::MetadataRequest {
+                    document_id: id.clone(),
+                    fields: vec![],
+                },
+                header,
+            ))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .get_document(wrap(pb::GetDocumentRequest { document_id: id }, header))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .list_documents(wrap(pb::ListDocumentsRequest::default(), header))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .upload_policy(wrap(pb::UploadPolicyRequest::default(), header))
+            .await
+            .unwrap_err()
+            .code(),
+        client
+            .who_am_i(wrap(pb::WhoAmIRequest {}, header))
+            .await
+            .unwrap_err()
+            .code(),
+    ]
+}
+
+#[tokio::test]
+async fn every_rpc_refuses_missing_malformed_expired_alg_none_and_wrong_key_tokens() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.client().await;
+    let expired = {
+        let claims = serde_json::json!({"sub": "alice", "exp": 1_000});
+        let key = jsonwebtoken::EncodingKey::from_secret(support::JWT_SECRET.as_bytes()).unwrap();
+        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(r#"{"sub":"alice","exp":99999999999}"#)
+    );
+    let wrong_key = filegate::gateway::auth::mint_hs256(
+        &Secret::new("some-other-secret-key"),
+        "alice",
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let headers = [
+        None,
+        Some("Bearer".to_string()),
+        Some("Basic YWxhZGRpbjpvcGVuc2VzYW1l".to_string()),
+        Some("Bearer not-a-jwt".to_string()),
+        Some(format!("Bearer {expired}")),
+        Some(format!("Bearer {alg_none}")),
+        Some(format!("Bearer {wrong_key}")),
+    ];
+    for header in &headers {
+        let codes = codes_for(&mut client, header.as_deref()).await;
+        assert_eq!(codes, vec![Code::Unauthenticated; 10], "{header:?}");
+    }
+    assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn who_am_i_names_the_tokens_subject() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.client().await;
+    let me = client
+        .who_am_i(gw.request("carol@example.com", pb::WhoAmIRequest {}))
+        .await
+        .expect("who am i");
+    assert_eq!(me.into_inner().owner, "carol@example.com");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn health_needs_no_token_and_turns_not_serving_while_draining() {
+    // A health watcher holds its stream open: the grace period bounds the wait.
+    let mut gw = TestGateway::start_with(&["--shutdown-grace-secs", "1"]).await;
+    let mut health = HealthClient::new(gw.channel().await);
+    for service in ["", SERVICE] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("check")
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
+    }
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: SERVICE.into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first: HealthCheckResponse = watch.message().await.expect("stream").expect("a status");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    gw.begin_shutdown();
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("a status in time");
+    assert_eq!(
+        next.expect("stream").expect("a status").status,
+        ServingStatus::NotServing as i32
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn reflection_lists_the_service_and_serves_the_error_detail_types() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let gw = TestGateway::start().await;
+    let mut client = ServerReflectionClient::new(gw.channel().await);
+    let requests = vec![
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(
+                "google.rpc.ErrorInfo".into(),
+            )),
+        },
+        ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::FileContainingSymbol(format!(
+                "{SERVICE}.Upload"
+            ))),
+        },
+    ];
+    let mut responses = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("a service list");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&SERVICE) && names.contains(&"grpc.health.v1.Health"),
+        "{names:?}"
+    );
+    for _ in 0..2 {
+        let response = responses.message().await.unwrap().unwrap().message_response;
+        assert!(
+            matches!(response, Some(MessageResponse::FileDescriptorResponse(ref f)) if !f.file_descriptor_proto.is_empty()),
+            "{response:?}"
+        );
+    }
+    gw.stop().await;
+}
+
+/// Reads the child's stdout until a line starting with `prefix`.
+async fn line_starting_with(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    prefix: &str,
+) -> String {
+    let read = async {
+        while let Some(line) = lines.next_line().await.expect("stdout") {
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+        panic!("stdout closed before a line starting with {prefix:?}");
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the line in time")
+}
+
+#[tokio::test]
+async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let bin = env!("CARGO_BIN_EXE_filegate");
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--emulator-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir,
+        ])
+        .env_remove("FILESTACK_API_KEY")
+        .env_remove("DATABASE_URL")
+        .env_remove("FILEGATE_JWT_SECRET")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("filegate serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = line_starting_with(&mut lines, "filegate listening:").await;
+    let grpc = listening
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("grpc="))
+        .expect("grpc address")
+        .to_owned();
+    let token_hint = line_starting_with(&mut lines, "get a token:").await;
+    assert!(
+        token_hint.contains(&format!("filegate token --data-dir {data_dir} --sub alice")),
+        "{token_hint}"
+    );
+    let try_it = line_starting_with(&mut lines, "try it:").await;
+    assert!(try_it.contains(&grpc), "{try_it}");
+    let token = std::process::Command::new(bin)
+        .args(["token", "--data-dir", data_dir, "--sub", "alice"])
+        .env_remove("FILEGATE_JWT_SECRET")
+        .output()
+        .expect("filegate token");
+    assert!(token.status.success());
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let mut client = FileGatewayServiceClient::connect(format!("http://{grpc}"))
+        .await
+        .expect("connects");
+    let me = client
+        .who_am_i(with_header(
+            pb::WhoAmIRequest {},
+            &format!("Bearer {token}"),
+        ))
+        .await
+        .expect("the printed token works");
+    assert_eq!(me.into_inner().owner, "alice");
+    assert!(
+        dir.path().join("filegate.db").exists(),
+        "SQLite in the data dir"
+    );
+    let pid = child.id().expect("running").to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits in time")
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
