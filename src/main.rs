@@ -88,7 +88,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let data_dir = settings.args.data_dir.clone();
     let app = Application::build(settings).await?;
     let grpc = app.grpc_addr();
-    println!("filegate listening: grpc={grpc} http={}", app.http_addr());
+    say(&format!(
+        "filegate listening: grpc={grpc} http={}",
+        app.http_addr()
+    ));
     if local {
         print_local_help(&app, &data_dir, own_jwt_secret);
     }
@@ -99,20 +102,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn print_local_help(app: &Application, data_dir: &std::path::Path, own_jwt_secret: bool) {
     let grpc = app.grpc_addr();
     let dir = data_dir.display();
-    println!(
+    say(&format!(
         "local mode: Filestack emulator at {}, SQLite in {dir}",
         app.emulator_url().unwrap_or_default()
-    );
+    ));
     if own_jwt_secret {
-        println!(
-            "get a token:   export TOKEN=$(filegate token --jwt-secret \"$FILEGATE_JWT_SECRET\" --sub alice)"
+        say(
+            "get a token:   export TOKEN=$(filegate token --jwt-secret \"$FILEGATE_JWT_SECRET\" --sub alice)",
         );
     } else {
-        println!("get a token:   export TOKEN=$(filegate token --data-dir {dir} --sub alice)");
+        say(&format!(
+            "get a token:   export TOKEN=$(filegate token --data-dir {dir} --sub alice)"
+        ));
     }
-    println!(
+    say(&format!(
         "try it:        grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' {grpc} filegate.v1.FileGatewayService/ListDocuments"
-    );
+    ));
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
@@ -123,4 +128,13 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
     let token = filegate::gateway::auth::mint_hs256(&secret, &args.sub, args.ttl)?;
     println!("{token}");
     Ok(())
+}
+
+/// Prints a line on stdout for people and scripts. A closed stdout (the
+/// reader went away) must not stop a running server, so errors are ignored.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
 }

@@ -73,14 +73,21 @@ macro_rules! columns {
 }
 
 impl Database {
-    /// Inserts `row`; a unique violation is reported, not raised.
-    pub async fn insert_document(&self, row: &DocumentRow) -> Result<InsertOutcome, sqlx::Error> {
+    /// Inserts `row`; a unique violation is reported, not raised. With a
+    /// journal id, the upload's journal entry goes in the same transaction,
+    /// so a stored file always has either its row or its journal entry.
+    pub async fn insert_document(
+        &self,
+        row: &DocumentRow,
+        journal: Option<&str>,
+    ) -> Result<InsertOutcome, sqlx::Error> {
         let sql = concat!(
             "INSERT INTO documents (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
         let result = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(sql)
                 .bind(&row.id)
                 .bind(&row.owner)
@@ -93,9 +100,15 @@ impl Database {
                 .bind(&row.request_id)
                 .bind(&row.origin)
                 .bind(row.created_at)
-                .execute(pool)
-                .await
-                .map(|_| ())
+                .execute(&mut *tx)
+                .await?;
+            if let Some(journal) = journal {
+                sqlx::query("DELETE FROM upload_journal WHERE id = $1")
+                    .bind(journal)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
         });
         match result {
             Ok(_) => Ok(InsertOutcome::Inserted),

@@ -5,6 +5,7 @@
 
 mod documents;
 mod events;
+mod journal;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 
 pub use documents::{DocumentRow, InsertOutcome, PageCursor};
 pub use events::{EVENTS_CHANNEL, EventRow, NewEvent, ReceiveOutcome};
+pub use journal::JournalRow;
 
 /// Runs the same expression on whichever pool is open.
 macro_rules! on_pool {
@@ -52,8 +54,10 @@ impl Database {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5));
+            // SQLite writes one at a time and each connection is a thread:
+            // a few connections serve reads without thread churn.
             let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+                .max_connections(4)
                 .acquire_timeout(acquire)
                 .connect_with(options)
                 .await?;

@@ -19,6 +19,7 @@ use crate::db::Database;
 use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
 use crate::filestack::{FilestackClient, FilestackConfig};
 use crate::gateway::Gateway;
+use crate::gateway::admission::UploadAdmission;
 use crate::gateway::auth::Authenticator;
 use crate::gateway::events;
 use crate::gateway::service::GatewayService;
@@ -32,6 +33,16 @@ use crate::secret::Secret;
 /// Largest gRPC message the gateway accepts: one upload chunk plus room for
 /// the spec and framing.
 pub const MAX_MESSAGE_BYTES: usize = MAX_CHUNK_BYTES + 1024 * 1024;
+
+/// HTTP/2 flow-control window of one stream: how much a client may send
+/// ahead of what the gateway has read. Large enough that one upload stream
+/// is not throttled by round trips (the default 64 KiB to 1 MiB windows
+/// cap one stream far below the Filestack path), and counted in each
+/// upload's memory reservation.
+pub const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+
+/// HTTP/2 window of one connection (several streams share it).
+pub const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 
 /// A bound, not yet serving, gateway.
 pub struct Application {
@@ -89,6 +100,16 @@ impl Application {
         let mut filestack_config = filestack_config;
         filestack_config.part_size = args.part_size;
         filestack_config.parts_in_flight = args.parts_in_flight;
+        filestack_config.request_timeout = Duration::from_secs(args.filestack_timeout_secs);
+        let per_upload = (args.part_size as u64) * (args.parts_in_flight as u64 + 1)
+            + MAX_MESSAGE_BYTES as u64
+            + u64::from(STREAM_WINDOW_BYTES);
+        let admission = UploadAdmission::new(
+            args.max_concurrent_uploads,
+            args.upload_memory_budget_bytes,
+            per_upload,
+            Duration::from_secs(args.upload_admission_timeout_secs),
+        )?;
         let filestack = FilestackClient::new(filestack_config)?;
         let auth = Authenticator::new(
             &settings.jwt_key,
@@ -102,6 +123,7 @@ impl Application {
             filestack,
             auth,
             settings.limits.clone(),
+            admission,
         ));
         let webhooks = WebhookReceiver::new(
             settings.webhook_secret.clone(),
@@ -162,9 +184,11 @@ impl Application {
             .await;
         let draining = {
             let stop = stop.clone();
+            let gateway = self.gateway.clone();
             async move {
                 shutdown.await;
                 tracing::info!("shutting down: draining");
+                gateway.start_draining();
                 reporter
                     .set_not_serving::<FileGatewayServiceServer<GatewayService>>()
                     .await;
@@ -184,6 +208,10 @@ impl Application {
                     .await
             })
         });
+        // Settle what a dead process left in the journal before serving
+        // (the emulator, in local mode, is already up).
+        reap_once(&self.gateway).await;
+        let reaper = tokio::spawn(reap_every_minute(self.gateway.clone(), stop.clone()));
         let relay = tokio::spawn(events::relay(
             self.db.clone(),
             self.gateway.events.clone(),
@@ -193,6 +221,7 @@ impl Application {
             self.http,
             self.db.clone(),
             self.webhooks,
+            self.gateway.admission.clone(),
             stopped.clone(),
         ));
         let service = FileGatewayServiceServer::new(GatewayService::new(self.gateway))
@@ -212,6 +241,8 @@ impl Application {
         let server = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+            .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -232,6 +263,7 @@ impl Application {
         }
         stop.cancel();
         stopped.cancel();
+        reaper.await?;
         relay.await?;
         http.await??;
         if let Some(emulator) = emulator {
@@ -266,11 +298,13 @@ async fn serve_http(
     listener: TcpListener,
     db: Database,
     webhooks: WebhookReceiver,
+    admission: UploadAdmission,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let ready_db = db.clone();
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || async move { metrics(&admission) }))
         .route(
             "/readyz",
             get(move || {
@@ -316,5 +350,41 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = interrupt.await;
+    }
+}
+
+/// Prometheus text exposition of the upload gauges.
+fn metrics(admission: &UploadAdmission) -> String {
+    let gauge = admission.gauge();
+    format!(
+        "# HELP filegate_uploads_active Uploads in progress.\n\
+         # TYPE filegate_uploads_active gauge\n\
+         filegate_uploads_active {}\n\
+         # HELP filegate_upload_buffer_reserved_bytes Upload buffer budget reserved by uploads in progress.\n\
+         # TYPE filegate_upload_buffer_reserved_bytes gauge\n\
+         filegate_upload_buffer_reserved_bytes {}\n\
+         # HELP filegate_upload_buffer_budget_bytes The configured upload buffer budget.\n\
+         # TYPE filegate_upload_buffer_budget_bytes gauge\n\
+         filegate_upload_buffer_budget_bytes {}\n",
+        gauge.active_uploads, gauge.reserved_bytes, gauge.budget_bytes
+    )
+}
+
+async fn reap_once(gateway: &Gateway) {
+    match gateway.reap_upload_journal().await {
+        Ok(0) => {}
+        Ok(settled) => tracing::info!(settled, "upload journal reaped"),
+        Err(error) => tracing::warn!(%error, "could not reap the upload journal"),
+    }
+}
+
+async fn reap_every_minute(gateway: Arc<Gateway>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(60));
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => reap_once(&gateway).await,
+            () = stop.cancelled() => return,
+        }
     }
 }

@@ -169,7 +169,7 @@ impl Gateway {
             origin: "register".to_owned(),
             created_at: now_micros(),
         };
-        match self.db.insert_document(&row).await? {
+        match self.db.insert_document(&row, None).await? {
             InsertOutcome::Inserted => Ok(row),
             InsertOutcome::DuplicateRequest(existing) if existing.handle == row.handle => {
                 Ok(*existing)

@@ -58,6 +58,8 @@ pub enum GatewayError {
     },
     #[error("no upload message for {0:?}")]
     IdleTimeout(Duration),
+    #[error("the call did not finish within {0:?}")]
+    CallTimeout(Duration),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -115,6 +117,7 @@ impl GatewayError {
             }
             GatewayError::Unavailable { reason, .. } => (Code::Unavailable, reason),
             GatewayError::IdleTimeout(_) => (Code::DeadlineExceeded, "UPLOAD_IDLE_TIMEOUT"),
+            GatewayError::CallTimeout(_) => (Code::DeadlineExceeded, "CALL_TIMEOUT"),
             GatewayError::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }

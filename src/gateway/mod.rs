@@ -5,6 +5,7 @@
 //! call one function, convert), `documents` and `upload` (the operations, on
 //! checked domain types), then the Filestack client and the database.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 mod convert;
@@ -12,15 +13,18 @@ mod documents;
 pub mod domain;
 pub mod error;
 pub mod events;
+mod journal;
 mod service;
 pub mod settings;
 mod upload;
 pub mod webhooks;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::db::Database;
 use crate::filestack::FilestackClient;
+use crate::gateway::admission::UploadAdmission;
 use crate::gateway::auth::Authenticator;
 use crate::gateway::events::EventFeed;
 
@@ -38,6 +42,10 @@ pub struct Limits {
     pub max_ttl: Duration,
     /// Longest wait for the next message of an upload stream.
     pub upload_idle_timeout: Duration,
+    /// Deadline of each unary call.
+    pub call_timeout: Duration,
+    /// Age after which an uncompleted upload journal entry is dropped.
+    pub journal_stale_after: Duration,
 }
 
 impl Default for Limits {
@@ -47,6 +55,8 @@ impl Default for Limits {
             default_ttl: Duration::from_secs(300),
             max_ttl: Duration::from_secs(3600),
             upload_idle_timeout: Duration::from_secs(30),
+            call_timeout: Duration::from_secs(30),
+            journal_stale_after: Duration::from_secs(3600),
         }
     }
 }
@@ -60,6 +70,10 @@ pub struct Gateway {
     pub(crate) limits: Limits,
     /// Wakes this gateway's WatchEvents streams.
     pub(crate) events: EventFeed,
+    /// Upload slots and buffer budget.
+    pub(crate) admission: UploadAdmission,
+    /// Set when shutdown begins: new calls are refused.
+    draining: AtomicBool,
 }
 
 impl Gateway {
@@ -68,6 +82,7 @@ impl Gateway {
         filestack: FilestackClient,
         auth: Authenticator,
         limits: Limits,
+        admission: UploadAdmission,
     ) -> Self {
         Self {
             db,
@@ -75,7 +90,18 @@ impl Gateway {
             auth,
             limits,
             events: EventFeed::default(),
+            admission,
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// From now on, new calls are refused with UNAVAILABLE.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -27,6 +28,10 @@ pub struct GatewayService {
 impl GatewayService {
     pub fn new(gateway: Arc<Gateway>) -> Self {
         Self { gateway }
+    }
+
+    fn call_deadline(&self) -> Deadline {
+        Deadline::Call(self.gateway.limits.call_timeout)
     }
 
     /// The caller, recorded on the call's span.
@@ -55,13 +60,38 @@ fn rpc_span(rpc: &'static str) -> Span {
     )
 }
 
+/// How long an operation may run.
+#[derive(Clone, Copy)]
+enum Deadline {
+    /// A unary call: the configured call timeout.
+    Call(Duration),
+    /// A stream: bounded by its own idle timeout instead.
+    Stream,
+}
+
 /// Runs an operation inside its span and maps its error to a status there.
+/// While the gateway drains, new calls are refused with UNAVAILABLE.
 async fn respond<T>(
+    gateway: &Gateway,
     span: Span,
+    deadline: Deadline,
     operation: impl Future<Output = Result<T, GatewayError>>,
 ) -> Result<Response<T>, Status> {
     async move {
-        let result = operation.await;
+        let result = if gateway.is_draining() {
+            Err(GatewayError::Unavailable {
+                what: "the gateway",
+                reason: "DRAINING",
+                source: None,
+            })
+        } else {
+            match deadline {
+                Deadline::Stream => operation.await,
+                Deadline::Call(limit) => tokio::time::timeout(limit, operation)
+                    .await
+                    .unwrap_or(Err(GatewayError::CallTimeout(limit))),
+            }
+        };
         if let Err(error) = &result {
             let (code, reason) = error.code_and_reason();
             tracing::info!(?code, reason, "rpc failed");
@@ -88,19 +118,24 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<WatchEventsStream>, Status> {
-        respond(rpc_span("WatchEvents"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            let include_payload = request.include_payload;
-            let stream = self
-                .gateway
-                .watch_events(owner, request.after_event_id)?
-                .map(move |item| {
-                    item.map(|row| events::to_proto(row, include_payload))
-                        .map_err(Status::from)
-                });
-            Ok(Box::pin(stream) as WatchEventsStream)
-        })
+        respond(
+            &self.gateway,
+            rpc_span("WatchEvents"),
+            Deadline::Stream,
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                let include_payload = request.include_payload;
+                let stream = self
+                    .gateway
+                    .watch_events(owner, request.after_event_id)?
+                    .map(move |item| {
+                        item.map(|row| events::to_proto(row, include_payload))
+                            .map_err(Status::from)
+                    });
+                Ok(Box::pin(stream) as WatchEventsStream)
+            },
+        )
         .await
     }
 
@@ -109,23 +144,28 @@ impl FileGatewayService for GatewayService {
         request: Request<Streaming<pb::UploadRequest>>,
     ) -> Result<Response<pb::UploadResponse>, Status> {
         let gateway = &self.gateway;
-        respond(rpc_span("Upload"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let mut stream = request.into_inner();
-            let limits = &gateway.limits;
-            let (spec, first) = read_spec(
-                &mut stream,
-                limits.upload_idle_timeout,
-                limits.max_upload_bytes,
-            )
-            .await?;
-            let row = gateway.upload(&owner, spec, first, stream).await?;
-            record_document(&row.id);
-            Span::current().record("handle", row.handle.as_str());
-            Ok(pb::UploadResponse {
-                document: Some(convert::document(row)),
-            })
-        })
+        respond(
+            &self.gateway,
+            rpc_span("Upload"),
+            Deadline::Stream,
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let mut stream = request.into_inner();
+                let limits = &gateway.limits;
+                let (spec, first) = read_spec(
+                    &mut stream,
+                    limits.upload_idle_timeout,
+                    limits.max_upload_bytes,
+                )
+                .await?;
+                let row = gateway.upload(&owner, spec, first, stream).await?;
+                record_document(&row.id);
+                Span::current().record("handle", row.handle.as_str());
+                Ok(pb::UploadResponse {
+                    document: Some(convert::document(row)),
+                })
+            },
+        )
         .await
     }
 
@@ -133,15 +173,20 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::SignedUrlRequest>,
     ) -> Result<Response<pb::SignedUrlResponse>, Status> {
-        respond(rpc_span("SignedUrl"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            record_document(&request.document_id);
-            let id = DocumentId::parse(&request.document_id)?;
-            let ttl = self.ttl(request.ttl.as_ref())?;
-            let signed = self.gateway.signed_url(&owner, &id, ttl).await?;
-            Ok(convert::signed_url(signed))
-        })
+        respond(
+            &self.gateway,
+            rpc_span("SignedUrl"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                record_document(&request.document_id);
+                let id = DocumentId::parse(&request.document_id)?;
+                let ttl = self.ttl(request.ttl.as_ref())?;
+                let signed = self.gateway.signed_url(&owner, &id, ttl).await?;
+                Ok(convert::signed_url(signed))
+            },
+        )
         .await
     }
 
@@ -149,16 +194,21 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::ThumbnailRequest>,
     ) -> Result<Response<pb::ThumbnailResponse>, Status> {
-        respond(rpc_span("Thumbnail"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            record_document(&request.document_id);
-            let id = DocumentId::parse(&request.document_id)?;
-            let spec = convert::thumbnail_spec(&request)?;
-            let ttl = self.ttl(request.ttl.as_ref())?;
-            let signed = self.gateway.thumbnail(&owner, &id, spec, ttl).await?;
-            Ok(convert::thumbnail(signed))
-        })
+        respond(
+            &self.gateway,
+            rpc_span("Thumbnail"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                record_document(&request.document_id);
+                let id = DocumentId::parse(&request.document_id)?;
+                let spec = convert::thumbnail_spec(&request)?;
+                let ttl = self.ttl(request.ttl.as_ref())?;
+                let signed = self.gateway.thumbnail(&owner, &id, spec, ttl).await?;
+                Ok(convert::thumbnail(signed))
+            },
+        )
         .await
     }
 
@@ -166,14 +216,19 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        respond(rpc_span("Delete"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            record_document(&request.document_id);
-            let id = DocumentId::parse(&request.document_id)?;
-            self.gateway.delete(&owner, &id).await?;
-            Ok(pb::DeleteResponse {})
-        })
+        respond(
+            &self.gateway,
+            rpc_span("Delete"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                record_document(&request.document_id);
+                let id = DocumentId::parse(&request.document_id)?;
+                self.gateway.delete(&owner, &id).await?;
+                Ok(pb::DeleteResponse {})
+            },
+        )
         .await
     }
 
@@ -181,21 +236,26 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::RegisterHandleRequest>,
     ) -> Result<Response<pb::RegisterHandleResponse>, Status> {
-        respond(rpc_span("RegisterHandle"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            let handle = Handle::parse(&request.handle)?;
-            Span::current().record("handle", handle.as_str());
-            let request_id = RequestId::parse(&request.request_id, "request_id")?;
-            let row = self
-                .gateway
-                .register_handle(&owner, &handle, request_id)
-                .await?;
-            record_document(&row.id);
-            Ok(pb::RegisterHandleResponse {
-                document: Some(convert::document(row)),
-            })
-        })
+        respond(
+            &self.gateway,
+            rpc_span("RegisterHandle"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                let handle = Handle::parse(&request.handle)?;
+                Span::current().record("handle", handle.as_str());
+                let request_id = RequestId::parse(&request.request_id, "request_id")?;
+                let row = self
+                    .gateway
+                    .register_handle(&owner, &handle, request_id)
+                    .await?;
+                record_document(&row.id);
+                Ok(pb::RegisterHandleResponse {
+                    document: Some(convert::document(row)),
+                })
+            },
+        )
         .await
     }
 
@@ -203,15 +263,20 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::MetadataRequest>,
     ) -> Result<Response<pb::MetadataResponse>, Status> {
-        respond(rpc_span("Metadata"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            record_document(&request.document_id);
-            let id = DocumentId::parse(&request.document_id)?;
-            let fields = convert::metadata_fields(&request.fields)?;
-            let meta = self.gateway.metadata(&owner, &id, &fields).await?;
-            Ok(convert::metadata(meta))
-        })
+        respond(
+            &self.gateway,
+            rpc_span("Metadata"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                record_document(&request.document_id);
+                let id = DocumentId::parse(&request.document_id)?;
+                let fields = convert::metadata_fields(&request.fields)?;
+                let meta = self.gateway.metadata(&owner, &id, &fields).await?;
+                Ok(convert::metadata(meta))
+            },
+        )
         .await
     }
 
@@ -219,16 +284,21 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::GetDocumentResponse>, Status> {
-        respond(rpc_span("GetDocument"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            record_document(&request.document_id);
-            let id = DocumentId::parse(&request.document_id)?;
-            let row = self.gateway.owned_document(&owner, &id).await?;
-            Ok(pb::GetDocumentResponse {
-                document: Some(convert::document(row)),
-            })
-        })
+        respond(
+            &self.gateway,
+            rpc_span("GetDocument"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                record_document(&request.document_id);
+                let id = DocumentId::parse(&request.document_id)?;
+                let row = self.gateway.owned_document(&owner, &id).await?;
+                Ok(pb::GetDocumentResponse {
+                    document: Some(convert::document(row)),
+                })
+            },
+        )
         .await
     }
 
@@ -236,31 +306,36 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::ListDocumentsRequest>,
     ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
-        respond(rpc_span("ListDocuments"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            let page_size = match request.page_size {
-                0 => DEFAULT_PAGE_SIZE,
-                n if n > 0 && n as u32 <= MAX_PAGE_SIZE => n as u32,
-                _ => {
-                    return Err(GatewayError::invalid(
-                        "page_size",
-                        "must be between 0 and 1000",
-                    ));
-                }
-            };
-            let cursor = match request.page_token.as_str() {
-                "" => None,
-                token => Some(PageCursor::decode(token).ok_or_else(|| {
-                    GatewayError::invalid("page_token", "not a token from ListDocuments")
-                })?),
-            };
-            let page = self.gateway.list(&owner, page_size, cursor).await?;
-            Ok(pb::ListDocumentsResponse {
-                documents: page.documents.into_iter().map(convert::document).collect(),
-                next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
-            })
-        })
+        respond(
+            &self.gateway,
+            rpc_span("ListDocuments"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                let page_size = match request.page_size {
+                    0 => DEFAULT_PAGE_SIZE,
+                    n if n > 0 && n as u32 <= MAX_PAGE_SIZE => n as u32,
+                    _ => {
+                        return Err(GatewayError::invalid(
+                            "page_size",
+                            "must be between 0 and 1000",
+                        ));
+                    }
+                };
+                let cursor = match request.page_token.as_str() {
+                    "" => None,
+                    token => Some(PageCursor::decode(token).ok_or_else(|| {
+                        GatewayError::invalid("page_token", "not a token from ListDocuments")
+                    })?),
+                };
+                let page = self.gateway.list(&owner, page_size, cursor).await?;
+                Ok(pb::ListDocumentsResponse {
+                    documents: page.documents.into_iter().map(convert::document).collect(),
+                    next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
+                })
+            },
+        )
         .await
     }
 
@@ -268,23 +343,28 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::UploadPolicyRequest>,
     ) -> Result<Response<pb::UploadPolicyResponse>, Status> {
-        respond(rpc_span("UploadPolicy"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            let request = request.into_inner();
-            let ttl = self.ttl(request.ttl.as_ref())?;
-            let max_size = match request.max_size_bytes {
-                0 => None,
-                n if n > 0 => Some(n as u64),
-                _ => {
-                    return Err(GatewayError::invalid(
-                        "max_size_bytes",
-                        "must not be negative",
-                    ));
-                }
-            };
-            let grant = self.gateway.upload_policy(&owner, ttl, max_size)?;
-            Ok(convert::upload_grant(grant))
-        })
+        respond(
+            &self.gateway,
+            rpc_span("UploadPolicy"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                let ttl = self.ttl(request.ttl.as_ref())?;
+                let max_size = match request.max_size_bytes {
+                    0 => None,
+                    n if n > 0 => Some(n as u64),
+                    _ => {
+                        return Err(GatewayError::invalid(
+                            "max_size_bytes",
+                            "must not be negative",
+                        ));
+                    }
+                };
+                let grant = self.gateway.upload_policy(&owner, ttl, max_size)?;
+                Ok(convert::upload_grant(grant))
+            },
+        )
         .await
     }
 
@@ -292,12 +372,17 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        respond(rpc_span("WhoAmI"), async move {
-            let owner = self.authenticate(request.metadata())?;
-            Ok(pb::WhoAmIResponse {
-                owner: owner.as_str().to_owned(),
-            })
-        })
+        respond(
+            &self.gateway,
+            rpc_span("WhoAmI"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                Ok(pb::WhoAmIResponse {
+                    owner: owner.as_str().to_owned(),
+                })
+            },
+        )
         .await
     }
 }

@@ -107,6 +107,37 @@ pub struct ServeArgs {
         action = clap::ArgAction::Set
     )]
     pub local_webhooks: bool,
+    /// Uploads running at once; more wait for a slot.
+    #[arg(long, env = "FILEGATE_MAX_CONCURRENT_UPLOADS", default_value_t = 64)]
+    pub max_concurrent_uploads: usize,
+    /// Bytes all upload buffers together may hold; each upload reserves
+    /// part size × (parts in flight + 1) + 8 MiB (one gRPC message and the
+    /// HTTP/2 stream window).
+    #[arg(long, env = "FILEGATE_UPLOAD_MEMORY_BUDGET_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub upload_memory_budget_bytes: u64,
+    /// How long an upload waits for a slot and budget before
+    /// RESOURCE_EXHAUSTED, in seconds.
+    #[arg(
+        long,
+        env = "FILEGATE_UPLOAD_ADMISSION_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
+    pub upload_admission_timeout_secs: u64,
+    /// Deadline of each unary call, in seconds (DEADLINE_EXCEEDED after).
+    #[arg(long, env = "FILEGATE_CALL_TIMEOUT_SECS", default_value_t = 30)]
+    pub call_timeout_secs: u64,
+    /// Timeout of each request to Filestack, in seconds (retried when
+    /// idempotent).
+    #[arg(long, env = "FILEGATE_FILESTACK_TIMEOUT_SECS", default_value_t = 30)]
+    pub filestack_timeout_secs: u64,
+    /// An upload journal entry older than this, whose upload never
+    /// completed, belongs to a process that died: it is dropped, in seconds.
+    #[arg(
+        long,
+        env = "FILEGATE_UPLOAD_JOURNAL_STALE_SECS",
+        default_value_t = 3600
+    )]
+    pub upload_journal_stale_secs: u64,
     /// After SIGTERM, how long in-flight calls may run before the
     /// remaining connections are closed, in seconds.
     #[arg(long, env = "FILEGATE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
@@ -186,6 +217,8 @@ impl Settings {
             default_ttl: Duration::from_secs(args.default_url_ttl_secs),
             max_ttl: Duration::from_secs(args.max_url_ttl_secs),
             upload_idle_timeout: Duration::from_secs(args.upload_idle_timeout_secs),
+            call_timeout: Duration::from_secs(args.call_timeout_secs),
+            journal_stale_after: Duration::from_secs(args.upload_journal_stale_secs),
         };
         Ok(Settings {
             args,

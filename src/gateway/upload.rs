@@ -19,6 +19,7 @@ use crate::db::{DocumentRow, InsertOutcome};
 use crate::filestack::{FilestackError, StoredFile, UploadSpec};
 use crate::gateway::domain::{ContentType, DocumentId, Filename, OwnerId, RequestId, Sha256Hex};
 use crate::gateway::error::GatewayError;
+use crate::gateway::journal::UploadJournal;
 use crate::gateway::{Gateway, now_micros};
 use crate::pb::v1::{UploadRequest, upload_request};
 
@@ -73,9 +74,9 @@ pub async fn read_spec(
     idle: Duration,
     cap: u64,
 ) -> Result<(CheckedSpec, UploadRequest), GatewayError> {
-    let first = next_message(stream, idle)
-        .await?
-        .ok_or_else(|| GatewayError::invalid("spec", "the upload stream was empty"))?;
+    let first = next_message(stream, idle).await?.ok_or_else(|| {
+        GatewayError::invalid_because("spec", "SPEC_REQUIRED", "the upload stream was empty")
+    })?;
     let Some(upload_request::FirstMessage::Spec(spec)) = &first.first_message else {
         return Err(GatewayError::invalid_because(
             "spec",
@@ -245,6 +246,8 @@ impl Gateway {
             tracing::info!(document_id = %existing.id, "upload retried with a known request id");
             return Ok(existing);
         }
+        let _admitted = self.admission.admit().await?;
+        let mut journal = UploadJournal::open(self, owner, &spec.filename).await?;
         let outcome = Arc::new(Mutex::new(StreamOutcome::default()));
         let bytes = CheckedBytes {
             stream,
@@ -275,29 +278,40 @@ impl Gateway {
             Err(_) => (None, None),
         };
         let stored = match (result, failure) {
-            (Err(_), Some(failure)) => return Err(failure),
+            (Ok(stored), None) => stored,
             (Ok(stored), Some(failure)) => {
-                self.discard(&stored.handle, "the caller's stream failed")
-                    .await;
+                journal.completed(&stored.handle).await.ok();
+                journal.abandon("the caller's stream failed").await;
                 return Err(failure);
             }
-            (Err(error), None) => return Err(upload_error(error)),
-            (Ok(stored), None) => stored,
+            (Err(_), Some(failure)) => {
+                journal.abandon("the caller's stream failed").await;
+                return Err(failure);
+            }
+            (Err(error), None) => {
+                journal.abandon("Filestack refused the upload").await;
+                return Err(upload_error(error));
+            }
         };
+        if let Err(error) = journal.completed(&stored.handle).await {
+            journal
+                .abandon("the journal could not record the handle")
+                .await;
+            return Err(error);
+        }
         let Some((digest, received)) = digest.filter(|(_, received)| *received == stored.size)
         else {
-            self.discard(
-                &stored.handle,
-                "the stored size differs from the bytes received",
-            )
-            .await;
+            journal
+                .abandon("the stored size differs from the bytes received")
+                .await;
             return Err(GatewayError::internal(anyhow::anyhow!(
                 "Filestack stored {} bytes, not the bytes received",
                 stored.size
             )));
         };
         tracing::debug!(handle = %stored.handle, received, "upload stored");
-        self.record_upload(owner, spec, stored, digest).await
+        self.record_upload(owner, spec, stored, digest, journal)
+            .await
     }
 
     async fn record_upload(
@@ -306,6 +320,7 @@ impl Gateway {
         spec: CheckedSpec,
         stored: StoredFile,
         sha256: Sha256Hex,
+        journal: UploadJournal,
     ) -> Result<DocumentRow, GatewayError> {
         let row = DocumentRow {
             id: DocumentId::generate().as_str().to_owned(),
@@ -320,34 +335,27 @@ impl Gateway {
             origin: "upload".to_owned(),
             created_at: now_micros(),
         };
-        let outcome = self.db.insert_document(&row).await;
-        match outcome {
-            Ok(InsertOutcome::Inserted) => Ok(row),
+        match self.db.insert_document(&row, Some(journal.id())).await {
+            Ok(InsertOutcome::Inserted) => {
+                journal.recorded();
+                Ok(row)
+            }
             Ok(InsertOutcome::DuplicateRequest(existing)) => {
-                self.discard(&stored.handle, "a concurrent retry already stored it")
+                journal
+                    .abandon("a concurrent retry already stored it")
                     .await;
                 Ok(*existing)
             }
             Ok(InsertOutcome::HandleTaken) => {
-                self.discard(&stored.handle, "its handle is already recorded")
-                    .await;
+                journal.abandon("its handle is already recorded").await;
                 Err(GatewayError::internal(anyhow::anyhow!(
                     "Filestack returned a known handle"
                 )))
             }
             Err(error) => {
-                self.discard(&stored.handle, "the database refused its row")
-                    .await;
+                journal.abandon("the database refused its row").await;
                 Err(error.into())
             }
-        }
-    }
-
-    /// Deletes a stored file that will have no row.
-    async fn discard(&self, handle: &str, why: &str) {
-        match self.filestack.delete(handle).await {
-            Ok(()) => tracing::warn!(handle, why, "deleted the stored file"),
-            Err(error) => tracing::error!(handle, why, %error, "could not delete the stored file"),
         }
     }
 }

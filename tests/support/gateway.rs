@@ -33,6 +33,7 @@ pub struct TestGateway {
     pub http_url: String,
     pub emulator_url: String,
     pub db: Database,
+    db_url: String,
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
     /// The PostgreSQL server and the database created for this test.
@@ -138,12 +139,88 @@ impl TestGateway {
             http_url,
             emulator_url,
             db,
+            db_url,
             dir,
             http: reqwest::Client::new(),
             postgres,
             shutdown: Some(shutdown),
             task: Some(task),
         }
+    }
+
+    /// Stops this gateway and starts a new one on the same data dir and
+    /// database, with `extra` flags.
+    pub async fn restart(mut self, extra: &[&str]) -> TestGateway {
+        self.begin_shutdown();
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("gateway task")
+                .expect("gateway exits cleanly");
+        }
+        self.db.close().await;
+        let dir = tempfile::TempDir::new_in(self.dir.path()).expect("placeholder dir");
+        let kept = std::mem::replace(&mut self.dir, dir);
+        let postgres = self.postgres.take();
+        Self::launch(kept, self.db_url.clone(), postgres, extra).await
+    }
+
+    /// `(uploads in progress, upload buffer bytes reserved)` from `/metrics`.
+    pub async fn upload_gauges(&self) -> (u64, u64) {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.http_url))
+            .send()
+            .await
+            .expect("metrics reachable")
+            .text()
+            .await
+            .expect("metrics text");
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)
+                        .map(|v| v.trim().parse::<u64>().expect("a number"))
+                })
+                .expect("metric present")
+        };
+        (
+            value("filegate_uploads_active "),
+            value("filegate_upload_buffer_reserved_bytes "),
+        )
+    }
+
+    /// Waits (bounded) until the gateway reports `active` uploads in progress.
+    pub async fn wait_for_active_uploads(&self, active: u64) {
+        let wait = async {
+            while self.upload_gauges().await.0 != active {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .expect("uploads in progress reached in time");
+    }
+
+    /// Runs `sqlite` or `postgres` SQL on the test database.
+    pub async fn execute(&self, sqlite: &str, postgres: &str) {
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_owned()))
+                    .execute(pool)
+                    .await
+                    .expect("SQL runs");
+            }
+            Database::Postgres(pool) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_owned()))
+                    .execute(pool)
+                    .await
+                    .expect("SQL runs");
+            }
+        }
+    }
+
+    pub async fn journal_entries(&self) -> i64 {
+        self.db.count_journal().await.expect("count")
     }
 
     pub async fn client(&self) -> FileGatewayServiceClient<Channel> {

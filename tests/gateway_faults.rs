@@ -1,0 +1,326 @@
+//! What the gateway does when things go wrong: Filestack faults (through the
+//! emulator's fault injection), a failing database, clients that leave or
+//! stall, full limits, a crash, and shutdown with uploads in flight.
+
+#[path = "support/gateway.rs"]
+mod support;
+
+use filegate::pb::v1 as pb;
+use serde_json::json;
+use support::{MIB, TestGateway, data};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn spec_message(filename: &str, size: Option<usize>) -> pb::UploadRequest {
+    let spec = pb::UploadSpec {
+        filename: filename.into(),
+        size_bytes: size.map(|s| s as i64),
+        ..Default::default()
+    };
+    pb::UploadRequest {
+        first_message: Some(pb::upload_request::FirstMessage::Spec(spec)),
+        ..Default::default()
+    }
+}
+
+fn data_message(bytes: &[u8]) -> pb::UploadRequest {
+    pb::UploadRequest {
+        data: bytes.to_vec().into(),
+        ..Default::default()
+    }
+}
+
+async fn upload_all(gw: &TestGateway, bytes: &[u8]) -> Result<pb::Document, tonic::Status> {
+    let mut messages = vec![spec_message("file.bin", Some(bytes.len()))];
+    messages.extend(bytes.chunks(MIB).map(data_message));
+    let mut client = gw.client().await;
+    let response = client
+        .upload(gw.request("alice", tokio_stream::iter(messages)))
+        .await?;
+    Ok(response.into_inner().document.expect("document"))
+}
+
+/// An upload whose messages the test sends one by one; the call runs in a task.
+struct OpenUpload {
+    tx: mpsc::Sender<pb::UploadRequest>,
+    call: tokio::task::JoinHandle<Result<pb::Document, tonic::Status>>,
+}
+
+async fn open_upload(gw: &TestGateway, size: usize) -> OpenUpload {
+    let (tx, rx) = mpsc::channel(4);
+    tx.send(spec_message("slow.bin", Some(size))).await.unwrap();
+    let mut client = gw.client().await;
+    let request = gw.request("alice", ReceiverStream::new(rx));
+    let call = tokio::spawn(async move {
+        client
+            .upload(request)
+            .await
+            .map(|r| r.into_inner().document.expect("document"))
+    });
+    OpenUpload { tx, call }
+}
+
+fn reason(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+async fn nothing_left(gw: &TestGateway) -> (i64, u64, i64) {
+    (
+        gw.documents().await,
+        gw.stored_files().await,
+        gw.journal_entries().await,
+    )
+}
+
+async fn download(gw: &TestGateway, doc: &pb::Document) -> Vec<u8> {
+    let mut client = gw.client().await;
+    let request = pb::SignedUrlRequest {
+        document_id: doc.id.clone(),
+        ttl: None,
+    };
+    let url = client
+        .signed_url(gw.request("alice", request))
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    let (status, body) = gw.get(&url).await;
+    assert_eq!(status, 200);
+    body
+}
+
+#[tokio::test]
+async fn a_part_put_that_fails_once_still_uploads_identical_bytes() {
+    let gw = TestGateway::start().await;
+    gw.fault(json!({"route": "part_put", "status": 503, "count": 1}))
+        .await;
+    let bytes = data(12 * MIB + 123);
+    let doc = upload_all(&gw, &bytes)
+        .await
+        .expect("upload survives one failed part");
+    assert!(download(&gw, &doc).await == bytes, "bytes differ");
+    assert_eq!(gw.journal_entries().await, 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn complete_answering_202_three_times_still_succeeds() {
+    let gw = TestGateway::start().await;
+    gw.fault(json!({"route": "multipart_complete", "accepted": 3}))
+        .await;
+    let bytes = data(6 * MIB);
+    let doc = upload_all(&gw, &bytes)
+        .await
+        .expect("upload after three 202s");
+    assert!(download(&gw, &doc).await == bytes, "bytes differ");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn filestack_down_is_unavailable_and_leaves_no_row() {
+    let gw = TestGateway::start().await;
+    gw.fault(json!({"route": "multipart_start", "status": 503, "count": 1000}))
+        .await;
+    let status = upload_all(&gw, &data(1000)).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::Unavailable, "FILESTACK_UNAVAILABLE")
+    );
+    assert!(status.get_error_details().retry_info().is_some());
+    assert_eq!(nothing_left(&gw).await, (0, 0, 0));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_filestack_fails_within_the_request_timeout_and_leaves_no_row() {
+    let gw = TestGateway::start_with(&["--filestack-timeout-secs", "1"]).await;
+    gw.fault(json!({"route": "multipart_start", "latency_ms": 4000, "count": 1000}))
+        .await;
+    let started = std::time::Instant::now();
+    let status = upload_all(&gw, &data(1000)).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "bounded by the timeouts"
+    );
+    assert_eq!(nothing_left(&gw).await, (0, 0, 0));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_database_failing_after_filestack_completed_deletes_the_stored_file() {
+    let gw = TestGateway::start().await;
+    gw.execute(
+        "CREATE TRIGGER fail_documents BEFORE INSERT ON documents BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        "CREATE FUNCTION fail_documents() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER fail_documents BEFORE INSERT ON documents FOR EACH ROW EXECUTE FUNCTION fail_documents();",
+    )
+    .await;
+    let status = upload_all(&gw, &data(7 * MIB)).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::Unavailable, "DATABASE_UNAVAILABLE")
+    );
+    assert_eq!(nothing_left(&gw).await, (0, 0, 0));
+    gw.stop().await;
+}
+
+/// The budget of exactly one upload: 5 MiB parts × (4 in flight + 1), one
+/// 4 MiB message and the 4 MiB stream window.
+const ONE_UPLOAD_BUDGET: &str = "34603008";
+
+#[tokio::test]
+async fn a_client_that_cancels_mid_stream_leaves_nothing_and_frees_its_budget() {
+    let gw = TestGateway::start_with(&["--upload-memory-budget-bytes", ONE_UPLOAD_BUDGET]).await;
+    let upload = open_upload(&gw, 12 * MIB).await;
+    for chunk in data(6 * MIB).chunks(MIB) {
+        upload.tx.send(data_message(chunk)).await.unwrap();
+    }
+    gw.wait_for_active_uploads(1).await;
+    upload.call.abort();
+    drop(upload.tx);
+    // The next upload needs the whole budget: it waits until the cancelled
+    // one has cleaned up and given its bytes back.
+    let bytes = data(MIB);
+    let doc = upload_all(&gw, &bytes)
+        .await
+        .expect("the next upload gets the budget");
+    assert_eq!(nothing_left(&gw).await, (1, 1, 0));
+    assert_eq!(gw.upload_gauges().await, (0, 0), "no upload holds memory");
+    assert!(download(&gw, &doc).await == bytes);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_budget_an_upload_gets_resource_exhausted_with_retry_info() {
+    let gw = TestGateway::start_with(&[
+        "--upload-memory-budget-bytes",
+        ONE_UPLOAD_BUDGET,
+        "--upload-admission-timeout-secs",
+        "0",
+    ])
+    .await;
+    let upload = open_upload(&gw, 2 * MIB).await;
+    upload.tx.send(data_message(&data(MIB))).await.unwrap();
+    gw.wait_for_active_uploads(1).await;
+    let status = upload_all(&gw, &data(10)).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::ResourceExhausted, "RESOURCE_EXHAUSTED")
+    );
+    assert!(
+        status.get_error_details().retry_info().is_some(),
+        "RetryInfo attached"
+    );
+    upload.tx.send(data_message(&data(MIB))).await.unwrap();
+    drop(upload.tx);
+    upload
+        .call
+        .await
+        .unwrap()
+        .expect("the first upload finishes");
+    assert_eq!(nothing_left(&gw).await, (1, 1, 0));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_that_stops_sending_gets_deadline_exceeded_and_leaves_nothing() {
+    let gw = TestGateway::start_with(&["--upload-idle-timeout-secs", "1"]).await;
+    let upload = open_upload(&gw, 2 * MIB).await;
+    upload.tx.send(data_message(&data(MIB))).await.unwrap();
+    let status = upload.call.await.unwrap().unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::DeadlineExceeded, "UPLOAD_IDLE_TIMEOUT")
+    );
+    assert_eq!(nothing_left(&gw).await, (0, 0, 0));
+    drop(upload.tx);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_reaper_deletes_a_file_completed_at_filestack_without_a_row() {
+    let gw = TestGateway::start().await;
+    let kept = upload_all(&gw, &data(100)).await.expect("a normal upload");
+    // What a crash between Filestack's complete and the row leaves behind.
+    let spec = filegate::filestack::UploadSpec::new("orphan.bin", "application/octet-stream");
+    let stream = tokio_stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(data(50)))]);
+    let orphan = gw
+        .filestack()
+        .upload(stream, spec)
+        .await
+        .expect("stored")
+        .handle;
+    let insert = format!(
+        "INSERT INTO upload_journal (id, owner, filename, handle, started_at, completed_at) \
+         VALUES ('upl_crashed', 'alice', 'orphan.bin', '{orphan}', 1000, 2000)"
+    );
+    gw.execute(&insert, &insert).await;
+    assert_eq!(gw.stored_files().await, 2);
+    let gw = gw.restart(&[]).await;
+    // The reaper runs before the gRPC server serves: once a call is
+    // answered, it is done.
+    let mut client = gw.client().await;
+    let request = pb::GetDocumentRequest {
+        document_id: kept.id,
+    };
+    client
+        .get_document(gw.request("alice", request))
+        .await
+        .expect("the kept document");
+    assert_eq!(
+        nothing_left(&gw).await,
+        (1, 1, 0),
+        "the orphan is gone, the document stays"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_refuses_new_calls_and_lets_uploads_in_flight_finish() {
+    let mut gw = TestGateway::start().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(gw.channel().await);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.message().await.unwrap().unwrap().status, 1, "SERVING");
+    let mut client = gw.client().await;
+    let upload = open_upload(&gw, 2 * MIB).await;
+    upload.tx.send(data_message(&data(MIB))).await.unwrap();
+    gw.wait_for_active_uploads(1).await;
+    gw.begin_shutdown();
+    assert_eq!(
+        watch.message().await.unwrap().unwrap().status,
+        2,
+        "NOT_SERVING at once"
+    );
+    let refused = client
+        .who_am_i(gw.request("alice", pb::WhoAmIRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    upload.tx.send(data_message(&data(MIB))).await.unwrap();
+    drop(upload.tx);
+    let doc = upload
+        .call
+        .await
+        .unwrap()
+        .expect("the upload in flight finishes");
+    assert_eq!(doc.size_bytes, 2 * MIB as i64);
+    assert_eq!(gw.documents().await, 1);
+    drop(watch);
+    gw.stop().await;
+}
