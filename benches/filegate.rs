@@ -88,7 +88,11 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     let token = mint_hs256(&Secret::new(JWT_SECRET), "bench", Duration::from_secs(3600))?;
     progress(&format!("binary: {}", procs::BINARY));
     let emulator = Emulator::start(dir.path())?;
-    progress(&format!("emulator: {}", emulator.url));
+    progress(&format!(
+        "emulator: {} (pid {})",
+        emulator.url,
+        emulator.proc.pid()
+    ));
     let payload = Payload::new(256 * MIB);
 
     let gateway = Gateway::start(dir.path(), 1, &emulator, settings)?;

@@ -252,6 +252,7 @@ impl Gateway {
             .env("FILESTACK_CDN_URL", &emulator.url);
         let log = dir.join(format!("gateway-{run}.log"));
         let (proc, rest) = Proc::spawn("gateway", command, &log, "filegate listening: ")?;
+        progress(&format!("gateway {run}: {rest} (pid {})", proc.pid()));
         let grpc = rest
             .split_whitespace()
             .find_map(|field| field.strip_prefix("grpc="))

@@ -21,6 +21,9 @@ pub struct ThroughputResult {
     pub direct_median_mib_s: f64,
     /// Gateway median over direct median.
     pub ratio: f64,
+    /// Median of the per-pair ratios (each gateway run over the direct run
+    /// right after it): less sensitive to load that drifts during the run.
+    pub paired_ratio: f64,
     /// CPU seconds per GiB of each process while uploading through the gateway.
     pub cpu_per_gib_via_gateway: CpuSnapshot,
     /// The same while uploading direct (the gateway idles).
@@ -38,7 +41,13 @@ impl ThroughputResult {
         let gateway = median(&gateway_mib_s);
         let direct = median(&direct_mib_s);
         let gib = (size_mib * gateway_mib_s.len()) as f64 / 1024.0;
+        let pairs: Vec<f64> = gateway_mib_s
+            .iter()
+            .zip(&direct_mib_s)
+            .map(|(via, straight)| via / straight)
+            .collect();
         Self {
+            paired_ratio: median(&pairs),
             cpu_per_gib_via_gateway: via.per_gib(gib),
             cpu_per_gib_direct: straight.per_gib(gib),
             size_mib,
@@ -143,8 +152,8 @@ impl Report {
     /// The table, as Markdown.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        out.push_str("| Upload | gateway MiB/s | direct MiB/s | ratio | target | CPU s/GiB via gateway: gateway + emulator + client | direct: emulator + client |\n");
-        out.push_str("|---|---:|---:|---:|---|---|---|\n");
+        out.push_str("| Upload | gateway MiB/s | direct MiB/s | ratio | paired ratio | target | CPU s/GiB via gateway: gateway + emulator + client | direct: emulator + client |\n");
+        out.push_str("|---|---:|---:|---:|---:|---|---|---|\n");
         for t in &self.throughput {
             let target = if t.size_mib == 256 {
                 format!(">= 0.90: {}", verdict(t.ratio >= 0.9))
@@ -153,12 +162,13 @@ impl Report {
             };
             let (via, direct) = (t.cpu_per_gib_via_gateway, t.cpu_per_gib_direct);
             out.push_str(&format!(
-                "| {} MiB (median of {}) | {:.0} | {:.0} | {:.2} | {target} | {:.2} + {:.2} + {:.2} | {:.2} + {:.2} |\n",
+                "| {} MiB (median of {}) | {:.0} | {:.0} | {:.2} | {:.2} | {target} | {:.2} + {:.2} + {:.2} | {:.2} + {:.2} |\n",
                 t.size_mib,
                 t.runs,
                 t.gateway_median_mib_s,
                 t.direct_median_mib_s,
                 t.ratio,
+                t.paired_ratio,
                 via.gateway,
                 via.emulator,
                 via.client,
