@@ -9,7 +9,8 @@
 //! `target/bench/filegate.json`.
 //!
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
-//! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3).
+//! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
+//! `FILEGATE_BENCH_ONLY=uploads|unary|memory` runs one section (to profile it).
 
 #[path = "filegate/procs.rs"]
 mod procs;
@@ -44,6 +45,8 @@ struct Plan {
     big_upload: usize,
     concurrent_uploads: usize,
     concurrent_size: usize,
+    /// The one section to run, if not all.
+    only: Option<String>,
 }
 
 impl Plan {
@@ -64,7 +67,12 @@ impl Plan {
             big_upload: if quick { 256 * MIB } else { GIB },
             concurrent_uploads: 32,
             concurrent_size: 32 * MIB,
+            only: std::env::var("FILEGATE_BENCH_ONLY").ok(),
         }
+    }
+
+    fn runs(&self, section: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == section)
     }
 }
 
@@ -96,28 +104,37 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     let payload = Payload::new(256 * MIB);
 
     let gateway = Gateway::start(dir.path(), 1, &emulator, settings)?;
-    let (throughput, cpu_per_gib) =
-        throughput(&plan, &gateway, &emulator, settings, &payload, &token).await?;
-    let unary = unary_levels(&plan, &gateway, &payload, &token).await?;
+    let (mut throughput_results, mut cpu_per_gib) = (Vec::new(), f64::NAN);
+    if plan.runs("uploads") {
+        (throughput_results, cpu_per_gib) =
+            throughput(&plan, &gateway, &emulator, settings, &payload, &token).await?;
+    }
+    let mut unary = Vec::new();
+    if plan.runs("unary") {
+        unary = unary_levels(&plan, &gateway, &payload, &token).await?;
+    }
     drop(gateway);
 
-    let gateway = Gateway::start(dir.path(), 2, &emulator, settings)?;
-    let big = big_upload(&plan, &gateway, &payload, &token).await?;
-    let cpu_per_gib_big = big.cpu_seconds / (plan.big_upload as f64 / GIB as f64);
-    drop(gateway);
-
-    let gateway = Gateway::start(dir.path(), 3, &emulator, settings)?;
-    let concurrent = concurrent_uploads(&plan, &gateway, &payload, &token, settings).await?;
-    drop(gateway);
+    let (mut memory, mut cpu_per_gib_big) = (Vec::new(), f64::NAN);
+    if plan.runs("memory") {
+        let gateway = Gateway::start(dir.path(), 2, &emulator, settings)?;
+        let big = big_upload(&plan, &gateway, &payload, &token).await?;
+        cpu_per_gib_big = big.cpu_seconds / (plan.big_upload as f64 / GIB as f64);
+        drop(gateway);
+        let gateway = Gateway::start(dir.path(), 3, &emulator, settings)?;
+        let concurrent = concurrent_uploads(&plan, &gateway, &payload, &token, settings).await?;
+        drop(gateway);
+        memory = vec![big, concurrent];
+    }
 
     Ok(Report {
         machine: report::Machine::probe(),
         part_size_mib: mib(settings.part_size as u64),
         parts_in_flight: settings.parts_in_flight,
-        throughput,
+        throughput: throughput_results,
         cpu_seconds_per_gib: cpu_per_gib,
         cpu_seconds_per_gib_1gib_upload: cpu_per_gib_big,
-        memory: vec![big, concurrent],
+        memory,
         unary,
         total_seconds: started.elapsed().as_secs_f64(),
     })
