@@ -10,8 +10,12 @@
 //!
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
 //! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
-//! `FILEGATE_BENCH_ONLY=uploads|unary|memory` runs one section (to profile it).
+//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory` runs one section (to profile it);
+//! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
+//! (`RUST_LOG` is passed on to them).
 
+#[path = "filegate/ingest.rs"]
+mod ingest;
 #[path = "filegate/procs.rs"]
 mod procs;
 #[path = "filegate/report.rs"]
@@ -109,6 +113,10 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         (throughput_results, cpu_per_gib) =
             throughput(&plan, &gateway, &emulator, settings, &payload, &token).await?;
     }
+    let mut ingest = None;
+    if plan.runs("ingest") {
+        ingest = Some(ingest_ceiling(&payload).await?);
+    }
     let mut unary = Vec::new();
     if plan.runs("unary") {
         unary = unary_levels(&plan, &gateway, &payload, &token).await?;
@@ -127,6 +135,9 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         memory = vec![big, concurrent];
     }
 
+    if std::env::var("FILEGATE_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        progress(&format!("logs kept in {}", dir.keep().display()));
+    }
     Ok(Report {
         machine: report::Machine::probe(),
         part_size_mib: mib(settings.part_size as u64),
@@ -135,6 +146,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         cpu_seconds_per_gib: cpu_per_gib,
         cpu_seconds_per_gib_1gib_upload: cpu_per_gib_big,
         memory,
+        ingest,
         unary,
         total_seconds: started.elapsed().as_secs_f64(),
     })
@@ -181,6 +193,29 @@ async fn throughput(
         results.push(result);
     }
     Ok((results, cpu / (bytes as f64 / GIB as f64)))
+}
+
+/// Section 1b: the gRPC transport alone, into a draining server in this
+/// process, with tonic's default windows and with larger ones.
+async fn ingest_ceiling(payload: &Payload) -> anyhow::Result<report::IngestResult> {
+    let default = ingest::Windows {
+        stream: None,
+        connection: None,
+    };
+    let large = ingest::Windows {
+        stream: Some(4 << 20),
+        connection: Some(16 << 20),
+    };
+    let size = 256 * MIB;
+    let result = report::IngestResult {
+        default_windows_mib_s: ingest::drain_rate(default, payload, size, 3).await?,
+        large_windows_mib_s: ingest::drain_rate(large, payload, size, 3).await?,
+    };
+    progress(&format!(
+        "gRPC ingest into a sink: {:.0} MiB/s with default windows, {:.0} MiB/s with 4/16 MiB",
+        result.default_windows_mib_s, result.large_windows_mib_s
+    ));
+    Ok(result)
 }
 
 /// Section 3: each level runs WhoAmI, SignedUrl and GetDocument back to back.

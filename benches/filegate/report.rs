@@ -72,6 +72,16 @@ pub struct MemoryResult {
     pub cpu_seconds: f64,
 }
 
+/// The gRPC transport alone: one 256 MiB upload stream into a server that
+/// only drains it (median of 3).
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestResult {
+    /// tonic's default HTTP/2 windows (what the gateway uses).
+    pub default_windows_mib_s: f64,
+    /// 4 MiB stream and 16 MiB connection windows.
+    pub large_windows_mib_s: f64,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -84,6 +94,7 @@ pub struct Report {
     /// The same over the single 1 GiB upload.
     pub cpu_seconds_per_gib_1gib_upload: f64,
     pub memory: Vec<MemoryResult>,
+    pub ingest: Option<IngestResult>,
     pub unary: Vec<LevelResult>,
     pub total_seconds: f64,
 }
@@ -180,6 +191,12 @@ impl Report {
             "\nGateway CPU (user+sys): {:.2} s/GiB over the throughput runs, {:.2} s/GiB in the 1 GiB upload\n\n",
             self.cpu_seconds_per_gib, self.cpu_seconds_per_gib_1gib_upload
         ));
+        if let Some(ingest) = &self.ingest {
+            out.push_str(&format!(
+                "gRPC ingest alone (256 MiB into a draining server): {:.0} MiB/s with default HTTP/2 windows, {:.0} MiB/s with 4 MiB stream / 16 MiB connection windows\n\n",
+                ingest.default_windows_mib_s, ingest.large_windows_mib_s
+            ));
+        }
         out.push_str("| Memory scenario | idle RSS MiB | peak RSS (VmHWM) MiB | target MiB |\n");
         out.push_str("|---|---:|---:|---|\n");
         for m in &self.memory {
