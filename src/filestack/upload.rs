@@ -67,7 +67,8 @@ impl FilestackClient {
     ///
     /// The stream is read one part at a time, only when fewer than
     /// `parts_in_flight` parts are uploading, so memory stays below
-    /// `part_size × (parts_in_flight + 1)` plus one chunk. Without a declared
+    /// `part_size × (parts_in_flight + 1)` plus one chunk; part buffers are
+    /// allocated at their exact size and reused. Without a declared
     /// size, the stream must fit in one part ([`FilestackError::SizeRequired`]).
     /// A stream error or a size mismatch stops the upload before `complete`.
     pub async fn upload<S, E>(
@@ -136,7 +137,8 @@ impl FilestackClient {
     }
 
     /// Reads parts while a slot is free and drives the uploads in flight;
-    /// returns the ETags in part order.
+    /// returns the ETags in part order. Uploaded parts give their buffers
+    /// back to the reader.
     async fn upload_parts<S, E>(
         &self,
         session: &Session<'_>,
@@ -153,33 +155,31 @@ impl FilestackClient {
         let mut number = 0u32;
         let mut reading = true;
         loop {
-            if reading && in_flight.len() < slots {
-                let next = match first.take() {
-                    Some(part) => Some(part),
-                    None if in_flight.is_empty() => reader.next_part().await?,
+            let step = if reading && in_flight.len() < slots {
+                match first.take() {
+                    Some(part) => Step::Read(Some(part)),
+                    None if in_flight.is_empty() => Step::Read(reader.next_part().await?),
                     None => tokio::select! {
                         biased;
-                        finished = in_flight.next() => {
-                            if let Some(finished) = finished {
-                                done.push(finished?);
-                            }
-                            continue;
-                        }
-                        next = reader.next_part() => next?,
+                        finished = in_flight.next() => Step::Uploaded(finished),
+                        next = reader.next_part() => Step::Read(next?),
                     },
-                };
-                match next {
-                    Some(part) => {
-                        number += 1;
-                        in_flight.push(session.upload_part(number, part));
-                    }
-                    None => reading = false,
                 }
             } else {
-                match in_flight.next().await {
-                    Some(finished) => done.push(finished?),
-                    None => break,
+                Step::Uploaded(in_flight.next().await)
+            };
+            match step {
+                Step::Read(Some(part)) => {
+                    number += 1;
+                    in_flight.push(upload_one(session, number, part));
                 }
+                Step::Read(None) => reading = false,
+                Step::Uploaded(Some(finished)) => {
+                    let (etag, part) = finished?;
+                    done.push(etag);
+                    reader.recycle(part);
+                }
+                Step::Uploaded(None) => break,
             }
         }
         tracing::debug!(
@@ -190,6 +190,24 @@ impl FilestackClient {
         done.sort_by_key(|part: &PartEtag| part.part_number);
         Ok(done)
     }
+}
+
+/// What one turn of the part loop saw.
+enum Step {
+    /// The reader's next part (`None`: the stream is done).
+    Read(Option<Bytes>),
+    /// An upload in flight finished (`None`: none was in flight).
+    Uploaded(Option<Result<(PartEtag, Bytes), FilestackError>>),
+}
+
+/// Uploads one part and hands its bytes back for reuse.
+async fn upload_one(
+    session: &Session<'_>,
+    number: u32,
+    part: Bytes,
+) -> Result<(PartEtag, Bytes), FilestackError> {
+    let etag = session.upload_part(number, part.clone()).await?;
+    Ok((etag, part))
 }
 
 #[cfg(test)]

@@ -14,13 +14,29 @@ pub fn md5_base64(bytes: &[u8]) -> String {
     STANDARD.encode(Md5::digest(bytes))
 }
 
-/// Reads parts from a stream. Holds at most one part plus one chunk.
+/// Spare part buffers kept for reuse.
+const MAX_SPARE_BUFFERS: usize = 2;
+
+/// Reads parts from a stream. Holds the part being filled, the unread tail
+/// of the last chunk, and at most [`MAX_SPARE_BUFFERS`] buffers of finished
+/// parts for reuse.
+///
+/// With a declared size, each part buffer is allocated once at its exact
+/// size and filled with one copy of the stream's bytes; a chunk that crosses
+/// a part boundary is split without copying.
 pub(crate) struct PartReader<S> {
     stream: S,
     part_size: usize,
     declared: Option<u64>,
-    buffer: BytesMut,
+    /// Bytes read but not yet in a part: the tail of the last chunk.
+    pending: Bytes,
+    /// The part being filled.
+    current: BytesMut,
+    /// Buffers of uploaded parts, for the next ones.
+    spare: Vec<BytesMut>,
     received: u64,
+    /// Bytes handed out in parts.
+    taken: u64,
     ended: bool,
     parts: u32,
 }
@@ -35,8 +51,11 @@ where
             stream,
             part_size,
             declared,
-            buffer: BytesMut::new(),
+            pending: Bytes::new(),
+            current: BytesMut::new(),
+            spare: Vec::new(),
             received: 0,
+            taken: 0,
             ended: false,
             parts: 0,
         }
@@ -47,12 +66,13 @@ where
     /// the future.
     pub(crate) async fn next_part(&mut self) -> Result<Option<Bytes>, FilestackError> {
         loop {
-            if self.buffer.len() >= self.part_size {
-                return Ok(Some(self.take(self.part_size)));
+            self.fill_from_pending();
+            if self.current.len() >= self.part_size {
+                return Ok(Some(self.take()));
             }
             if self.ended {
-                let last = !self.buffer.is_empty() || self.parts == 0;
-                return Ok(last.then(|| self.take(self.buffer.len())));
+                let last = !self.current.is_empty() || self.parts == 0;
+                return Ok(last.then(|| self.take()));
             }
             self.read_chunk().await?;
         }
@@ -60,10 +80,10 @@ where
 
     /// Whether the stream has no byte left (reads at most one more chunk).
     pub(crate) async fn at_end(&mut self) -> Result<bool, FilestackError> {
-        while self.buffer.is_empty() && !self.ended {
+        while self.is_empty() && !self.ended {
             self.read_chunk().await?;
         }
-        Ok(self.buffer.is_empty())
+        Ok(self.is_empty())
     }
 
     /// Bytes read from the stream so far.
@@ -71,9 +91,56 @@ where
         self.received
     }
 
-    fn take(&mut self, len: usize) -> Bytes {
+    /// Gives back an uploaded part; its buffer is reused when no one else
+    /// holds it.
+    pub(crate) fn recycle(&mut self, part: Bytes) {
+        if self.spare.len() >= MAX_SPARE_BUFFERS {
+            return;
+        }
+        if let Ok(mut buffer) = part.try_into_mut() {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.current.is_empty()
+    }
+
+    /// Moves pending bytes into the current part, up to the part size.
+    fn fill_from_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.current.capacity() == 0 {
+            self.current = self.buffer_for_next_part();
+        }
+        let room = self.part_size.saturating_sub(self.current.len());
+        let bytes = self.pending.split_to(room.min(self.pending.len()));
+        self.current.extend_from_slice(&bytes);
+    }
+
+    /// A buffer for the next part: its exact size when the size was
+    /// declared (a spare one if large enough), else room for the pending
+    /// bytes, growing as needed.
+    fn buffer_for_next_part(&mut self) -> BytesMut {
+        let wanted = match self.declared {
+            Some(declared) => declared
+                .saturating_sub(self.taken)
+                .min(self.part_size as u64) as usize,
+            None => self.part_size.min(self.pending.len().max(64 * 1024)),
+        };
+        match self.spare.iter().position(|b| b.capacity() >= wanted) {
+            Some(index) => self.spare.swap_remove(index),
+            None => BytesMut::with_capacity(wanted),
+        }
+    }
+
+    fn take(&mut self) -> Bytes {
         self.parts += 1;
-        self.buffer.split_to(len).freeze()
+        let part = std::mem::take(&mut self.current).freeze();
+        self.taken += part.len() as u64;
+        part
     }
 
     async fn read_chunk(&mut self) -> Result<(), FilestackError> {
@@ -99,11 +166,11 @@ where
                         received: self.received,
                     });
                 }
-                if self.buffer.is_empty() {
-                    self.buffer
-                        .reserve(self.part_size.min(chunk.len().max(64 * 1024)));
-                }
-                self.buffer.extend_from_slice(&chunk);
+                debug_assert!(
+                    self.pending.is_empty(),
+                    "a chunk is read once the last one is used"
+                );
+                self.pending = chunk;
                 Ok(())
             }
         }
@@ -215,6 +282,38 @@ mod tests {
         assert_eq!(longer.next_part().await.unwrap().map(|p| p.len()), Some(10));
         assert!(!longer.at_end().await.unwrap());
         assert_eq!(longer.received(), 11);
+    }
+
+    #[tokio::test]
+    async fn with_a_declared_size_each_part_is_allocated_at_its_exact_size() {
+        let total = 25;
+        let mut reader = PartReader::new(stream::iter(chunks(total, 7)), 10, Some(25));
+        let mut capacities = Vec::new();
+        while let Some(part) = reader.next_part().await.unwrap() {
+            let buffer = part.try_into_mut().expect("the reader keeps no reference");
+            capacities.push((buffer.len(), buffer.capacity()));
+        }
+        assert_eq!(capacities, [(10, 10), (10, 10), (5, 5)]);
+    }
+
+    #[tokio::test]
+    async fn the_buffer_of_a_recycled_part_is_reused_for_the_next_one() {
+        let mut reader = PartReader::new(stream::iter(chunks(30, 5)), 10, Some(30));
+        let first = reader.next_part().await.unwrap().unwrap();
+        let address = first.as_ptr();
+        reader.recycle(first);
+        let second = reader.next_part().await.unwrap().unwrap();
+        assert_eq!(second.as_ptr(), address);
+        let held = second.clone();
+        reader.recycle(second);
+        let third = reader.next_part().await.unwrap().unwrap();
+        assert_ne!(
+            third.as_ptr(),
+            held.as_ptr(),
+            "a shared buffer is not reused"
+        );
+        let expected: Vec<u8> = (20..30).map(|i| (i % 251) as u8).collect();
+        assert_eq!(third, expected);
     }
 
     #[tokio::test]

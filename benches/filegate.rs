@@ -1,0 +1,325 @@
+//! filegate's benchmark: `cargo bench --bench filegate`.
+//!
+//! Starts the release `filegate` binary twice, as an emulator process and as
+//! a gateway process pointed at it, and measures side by side in one run
+//! (the machine is shared: medians and ratios, not single times):
+//! upload throughput through the gateway and straight to the emulator,
+//! the gateway's peak RSS, unary RPC throughput and latency, and the
+//! gateway's CPU per GiB. Prints a Markdown table and writes
+//! `target/bench/filegate.json`.
+//!
+//! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
+//! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
+//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory` runs one section (to profile it);
+//! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
+//! (`RUST_LOG` is passed on to them).
+
+#[path = "filegate/ingest.rs"]
+mod ingest;
+#[path = "filegate/procs.rs"]
+mod procs;
+#[path = "filegate/report.rs"]
+mod report;
+#[path = "filegate/unary.rs"]
+mod unary;
+#[path = "filegate/uploads.rs"]
+mod uploads;
+
+use std::time::{Duration, Instant};
+
+use filegate::gateway::auth::mint_hs256;
+use filegate::secret::Secret;
+
+use procs::{CpuSnapshot, Emulator, Gateway, JWT_SECRET, UploadSettings, progress};
+use report::{MemoryResult, Report, ThroughputResult, mib};
+use unary::Rpc;
+use uploads::{GatewayClient, Payload};
+
+const MIB: usize = 1 << 20;
+const GIB: usize = 1 << 30;
+/// HTTP/2 connections of the unary load generator and the concurrent uploads.
+const CONNECTIONS: usize = 4;
+
+/// How much work each section does.
+struct Plan {
+    /// (file size in MiB, timed runs per side).
+    sizes: Vec<(usize, usize)>,
+    unary_levels: Vec<usize>,
+    unary_seconds: Duration,
+    big_upload: usize,
+    concurrent_uploads: usize,
+    concurrent_size: usize,
+    /// The one section to run, if not all.
+    only: Option<String>,
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        let quick = std::env::var("FILEGATE_BENCH_QUICK").is_ok_and(|v| v == "1");
+        let seconds = std::env::var("FILEGATE_BENCH_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(if quick { 0.5 } else { 3.0 });
+        Plan {
+            sizes: if quick {
+                vec![(1, 3), (32, 1), (256, 1)]
+            } else {
+                vec![(1, 15), (32, 7), (256, 5)]
+            },
+            unary_levels: vec![1, 16, 64],
+            unary_seconds: Duration::from_secs_f64(seconds),
+            big_upload: if quick { 256 * MIB } else { GIB },
+            concurrent_uploads: 32,
+            concurrent_size: 32 * MIB,
+            only: std::env::var("FILEGATE_BENCH_ONLY").ok(),
+        }
+    }
+
+    fn runs(&self, section: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == section)
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run(Plan::from_env()))?;
+    println!("\n{}", report.table());
+    let path = report.write_json()?;
+    println!("JSON: {}", path.display());
+    Ok(())
+}
+
+async fn run(plan: Plan) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("filegate-bench")
+        .tempdir()?;
+    let settings = UploadSettings::default();
+    let token = mint_hs256(&Secret::new(JWT_SECRET), "bench", Duration::from_secs(3600))?;
+    progress(&format!("binary: {}", procs::BINARY));
+    let emulator = Emulator::start(dir.path())?;
+    progress(&format!(
+        "emulator: {} (pid {})",
+        emulator.url,
+        emulator.proc.pid()
+    ));
+    let payload = Payload::new(256 * MIB);
+
+    let gateway = Gateway::start(dir.path(), 1, &emulator, settings)?;
+    let (mut throughput_results, mut cpu_per_gib) = (Vec::new(), f64::NAN);
+    if plan.runs("uploads") {
+        (throughput_results, cpu_per_gib) =
+            throughput(&plan, &gateway, &emulator, settings, &payload, &token).await?;
+    }
+    let mut ingest = None;
+    if plan.runs("ingest") {
+        ingest = Some(ingest_ceiling(&payload).await?);
+    }
+    let mut unary = Vec::new();
+    if plan.runs("unary") {
+        unary = unary_levels(&plan, &gateway, &payload, &token).await?;
+    }
+    drop(gateway);
+
+    let (mut memory, mut cpu_per_gib_big) = (Vec::new(), f64::NAN);
+    if plan.runs("memory") {
+        let gateway = Gateway::start(dir.path(), 2, &emulator, settings)?;
+        let big = big_upload(&plan, &gateway, &payload, &token).await?;
+        cpu_per_gib_big = big.cpu_seconds / (plan.big_upload as f64 / GIB as f64);
+        drop(gateway);
+        let gateway = Gateway::start(dir.path(), 3, &emulator, settings)?;
+        let concurrent = concurrent_uploads(&plan, &gateway, &payload, &token, settings).await?;
+        drop(gateway);
+        memory = vec![big, concurrent];
+    }
+
+    if std::env::var("FILEGATE_BENCH_KEEP").is_ok_and(|v| v == "1") {
+        progress(&format!("logs kept in {}", dir.keep().display()));
+    }
+    Ok(Report {
+        machine: report::Machine::probe(),
+        part_size_mib: mib(settings.part_size as u64),
+        parts_in_flight: settings.parts_in_flight,
+        throughput: throughput_results,
+        cpu_seconds_per_gib: cpu_per_gib,
+        cpu_seconds_per_gib_1gib_upload: cpu_per_gib_big,
+        memory,
+        ingest,
+        unary,
+        total_seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Section 1 (and 4): each size through the gateway and direct, alternating,
+/// after one warm-up of each; the gateway's CPU over its uploads.
+async fn throughput(
+    plan: &Plan,
+    gateway: &Gateway,
+    emulator: &Emulator,
+    settings: UploadSettings,
+    payload: &Payload,
+    token: &str,
+) -> anyhow::Result<(Vec<ThroughputResult>, f64)> {
+    let mut client = GatewayClient::connect(&gateway.grpc_url, token).await?;
+    let direct = uploads::direct_client(emulator, settings)?;
+    let mut results = Vec::new();
+    let (mut cpu, mut bytes) = (0.0, 0usize);
+    let cpu_now = || CpuSnapshot::take(gateway, emulator);
+    for &(size_mib, runs) in &plan.sizes {
+        let size = size_mib * MIB;
+        uploads::through_gateway(&mut client, payload, size).await?;
+        uploads::direct(&direct, payload, size).await?;
+        let (mut via, mut straight) = (Vec::new(), Vec::new());
+        let (mut via_cpu, mut straight_cpu) = (CpuSnapshot::default(), CpuSnapshot::default());
+        for _ in 0..runs {
+            let before = cpu_now()?;
+            let elapsed = uploads::through_gateway(&mut client, payload, size).await?;
+            let after = cpu_now()?;
+            via_cpu.add_since(before, after);
+            cpu += after.gateway - before.gateway;
+            bytes += size;
+            via.push(size_mib as f64 / elapsed.as_secs_f64());
+            let elapsed = uploads::direct(&direct, payload, size).await?;
+            straight_cpu.add_since(after, cpu_now()?);
+            straight.push(size_mib as f64 / elapsed.as_secs_f64());
+        }
+        let result = ThroughputResult::new(size_mib, via, straight, [via_cpu, straight_cpu]);
+        progress(&format!(
+            "upload {size_mib} MiB: gateway {:.0} MiB/s, direct {:.0} MiB/s, ratio {:.2}",
+            result.gateway_median_mib_s, result.direct_median_mib_s, result.ratio
+        ));
+        results.push(result);
+    }
+    Ok((results, cpu / (bytes as f64 / GIB as f64)))
+}
+
+/// Section 1b: the gRPC transport alone, into a draining server in this
+/// process, with tonic's default windows and with larger ones.
+async fn ingest_ceiling(payload: &Payload) -> anyhow::Result<report::IngestResult> {
+    let default = ingest::Windows {
+        stream: None,
+        connection: None,
+    };
+    let large = ingest::Windows {
+        stream: Some(4 << 20),
+        connection: Some(16 << 20),
+    };
+    let size = 256 * MIB;
+    let result = report::IngestResult {
+        default_windows_mib_s: ingest::drain_rate(default, payload, size, 3).await?,
+        large_windows_mib_s: ingest::drain_rate(large, payload, size, 3).await?,
+    };
+    progress(&format!(
+        "gRPC ingest into a sink: {:.0} MiB/s with default windows, {:.0} MiB/s with 4/16 MiB",
+        result.default_windows_mib_s, result.large_windows_mib_s
+    ));
+    Ok(result)
+}
+
+/// Section 3: each level runs WhoAmI, SignedUrl and GetDocument back to back.
+async fn unary_levels(
+    plan: &Plan,
+    gateway: &Gateway,
+    payload: &Payload,
+    token: &str,
+) -> anyhow::Result<Vec<unary::LevelResult>> {
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(GatewayClient::connect(&gateway.grpc_url, token).await?);
+    }
+    let mut uploader = clients[0].clone();
+    let document = uploader.upload("unary.bin", payload.chunks(1024)).await?;
+    let warm_up = plan.unary_seconds.min(Duration::from_secs(1));
+    unary::run_level(&clients, Rpc::SignedUrl, &document.id, 16, warm_up).await?;
+    let mut results = Vec::new();
+    for &concurrency in &plan.unary_levels {
+        for rpc in [Rpc::WhoAmI, Rpc::SignedUrl, Rpc::GetDocument] {
+            let result =
+                unary::run_level(&clients, rpc, &document.id, concurrency, plan.unary_seconds)
+                    .await?;
+            progress(&format!(
+                "{rpc:?} c={concurrency}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
+            ));
+            results.push(result);
+        }
+    }
+    Ok(results)
+}
+
+/// Section 2a: one large upload on a fresh gateway.
+async fn big_upload(
+    plan: &Plan,
+    gateway: &Gateway,
+    payload: &Payload,
+    token: &str,
+) -> anyhow::Result<MemoryResult> {
+    let mut client = GatewayClient::connect(&gateway.grpc_url, token).await?;
+    let idle = gateway.proc.rss()?;
+    let cpu = gateway.proc.cpu_seconds()?;
+    let elapsed = uploads::through_gateway(&mut client, payload, plan.big_upload).await?;
+    let result = MemoryResult {
+        scenario: format!("one {} MiB upload", plan.big_upload / MIB),
+        idle_rss_mib: mib(idle),
+        peak_rss_mib: mib(gateway.proc.peak_rss()?),
+        target_mib: 64.0,
+        seconds: elapsed.as_secs_f64(),
+        cpu_seconds: gateway.proc.cpu_seconds()? - cpu,
+    };
+    progress(&format!(
+        "{}: peak RSS {:.1} MiB in {:.1} s",
+        result.scenario, result.peak_rss_mib, result.seconds
+    ));
+    Ok(result)
+}
+
+/// Section 2b: many uploads at once on a fresh gateway, over a few
+/// connections. The target is the per-upload budget times the uploads, plus 32 MiB.
+async fn concurrent_uploads(
+    plan: &Plan,
+    gateway: &Gateway,
+    payload: &Payload,
+    token: &str,
+    settings: UploadSettings,
+) -> anyhow::Result<MemoryResult> {
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(GatewayClient::connect(&gateway.grpc_url, token).await?);
+    }
+    let idle = gateway.proc.rss()?;
+    let cpu = gateway.proc.cpu_seconds()?;
+    let started = Instant::now();
+    let mut uploads = tokio::task::JoinSet::new();
+    for i in 0..plan.concurrent_uploads {
+        let mut client = clients[i % clients.len()].clone();
+        let chunks = payload.chunks(plan.concurrent_size);
+        uploads.spawn(async move { client.upload(&format!("c{i}.bin"), chunks).await });
+    }
+    while let Some(joined) = uploads.join_next().await {
+        joined??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let per_upload = settings
+        .per_upload_budget()
+        .min(plan.concurrent_size as u64);
+    let budget = per_upload * plan.concurrent_uploads as u64;
+    let result = MemoryResult {
+        scenario: format!(
+            "{} concurrent {} MiB uploads",
+            plan.concurrent_uploads,
+            plan.concurrent_size / MIB
+        ),
+        idle_rss_mib: mib(idle),
+        peak_rss_mib: mib(gateway.proc.peak_rss()?),
+        target_mib: mib(budget) + 32.0,
+        seconds,
+        cpu_seconds: gateway.proc.cpu_seconds()? - cpu,
+    };
+    progress(&format!(
+        "{}: peak RSS {:.1} MiB in {seconds:.1} s",
+        result.scenario, result.peak_rss_mib
+    ));
+    Ok(result)
+}
