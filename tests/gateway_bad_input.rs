@@ -546,11 +546,11 @@ async fn every_malformed_request_gets_its_documented_code_reason_and_field_and_c
             "the table changed the documents or the stored files:\nbefore {before:?}\nafter {after:?}"
         ));
     }
+    gw.stop().await;
     assert!(
         failures.is_empty(),
         "{} failures:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    gw.stop().await;
 }
