@@ -17,8 +17,10 @@ use support::{JWT_SECRET, MIB, TestGateway, png, sha256_hex};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-/// The gateway's default upload cap (`FILEGATE_MAX_UPLOAD_BYTES`).
+/// The upload cap the gateway under test runs with (its default).
 const CAP: i64 = 100 * 1024 * 1024;
+/// The longest URL TTL it allows, in seconds (its default).
+const MAX_TTL: i64 = 3600;
 /// Well-formed, but no document has it.
 const UNKNOWN_ID: &str = "doc_AAAAAAAAAAAAAAAAAAAAAAAA";
 
@@ -333,7 +335,7 @@ fn thumbnail_and_ttl_rows(fx: &Fixture) -> Vec<Row> {
         row("a thumbnail of a text file", with(thumb(text, 64, 64)), Code::FailedPrecondition, "NOT_AN_IMAGE"),
         invalid("a ttl of 0", url(ttl(0, 0)), "ttl"),
         invalid("a negative ttl", url(ttl(-5, 0)), "ttl"),
-        invalid("a ttl one second over the maximum", url(ttl(3601, 0)), "ttl"),
+        invalid("a ttl one second over the maximum", url(ttl(MAX_TTL + 1, 0)), "ttl"),
         invalid("a ttl with negative nanos", url(ttl(10, -1)), "ttl"),
         invalid("a ttl with a whole second of nanos", url(ttl(10, 1_000_000_000)), "ttl"),
         invalid("an UploadPolicy ttl of 0", policy(ttl(0, 0), 0), "ttl"),
@@ -526,7 +528,9 @@ async fn failures(gw: &TestGateway, rows: Vec<Row>) -> Vec<String> {
 
 #[tokio::test]
 async fn every_malformed_request_gets_its_documented_code_reason_and_field_and_changes_nothing() {
-    let gw = TestGateway::start().await;
+    let (cap, max_ttl) = (CAP.to_string(), MAX_TTL.to_string());
+    let limits = ["--max-upload-bytes", &cap, "--max-url-ttl-secs", &max_ttl];
+    let gw = TestGateway::start_with(&limits).await;
     let fx = fixture(&gw).await;
     let before = state(&gw).await;
     assert_eq!((before.rows, before.stored_files), (3, 4), "the fixture");
