@@ -1,0 +1,560 @@
+//! A table of malformed requests on every RPC: each is refused with the code,
+//! ErrorInfo reason and BadRequest field of the README's Errors table, and
+//! the whole table leaves the database and the stored files as they were.
+
+#[path = "support/gateway.rs"]
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use filegate::filestack::UploadSpec as StoreSpec;
+use filegate::gateway::auth::mint_hs256;
+use filegate::pb::v1 as pb;
+use filegate::secret::Secret;
+use support::{JWT_SECRET, MIB, TestGateway, png, sha256_hex};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+/// The upload cap the gateway under test runs with (its default).
+const CAP: i64 = 100 * 1024 * 1024;
+/// The longest URL TTL it allows, in seconds (its default).
+const MAX_TTL: i64 = 3600;
+/// Well-formed, but no document has it.
+const UNKNOWN_ID: &str = "doc_AAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// One RPC and its request.
+enum Call {
+    Upload(Vec<pb::UploadRequest>),
+    SignedUrl(pb::SignedUrlRequest),
+    Thumbnail(pb::ThumbnailRequest),
+    Delete(pb::DeleteRequest),
+    Register(pb::RegisterHandleRequest),
+    Metadata(pb::MetadataRequest),
+    Get(pb::GetDocumentRequest),
+    List(pb::ListDocumentsRequest),
+    Policy(pb::UploadPolicyRequest),
+    WhoAmI,
+    Watch(pb::WatchEventsRequest),
+}
+
+/// What a call answered: its code, ErrorInfo reason and BadRequest field.
+#[derive(Debug, PartialEq)]
+struct Refusal {
+    code: Code,
+    reason: Option<String>,
+    field: Option<String>,
+}
+
+/// The `authorization` a row sends.
+enum Auth {
+    /// A valid token for this subject.
+    As(&'static str),
+    /// This header value, or none.
+    Header(Option<String>),
+}
+
+struct Row {
+    name: String,
+    auth: Auth,
+    call: Call,
+    expected: Refusal,
+}
+
+/// A row sent as alice, expecting `code` and `reason` and no field.
+fn row(name: impl Into<String>, call: Call, code: Code, reason: &str) -> Row {
+    Row {
+        name: name.into(),
+        auth: Auth::As("alice"),
+        call,
+        expected: Refusal {
+            code,
+            reason: Some(reason.to_owned()),
+            field: None,
+        },
+    }
+}
+
+/// A malformed field: INVALID_ARGUMENT, reason INVALID_ARGUMENT, that field.
+fn invalid(name: impl Into<String>, call: Call, field: &str) -> Row {
+    row(name, call, Code::InvalidArgument, "INVALID_ARGUMENT").field(field)
+}
+
+fn unauthenticated(name: impl Into<String>, header: Option<String>, call: Call) -> Row {
+    row(name, call, Code::Unauthenticated, "UNAUTHENTICATED").auth(Auth::Header(header))
+}
+
+impl Row {
+    fn field(mut self, field: &str) -> Row {
+        self.expected.field = Some(field.to_owned());
+        self
+    }
+
+    fn auth(mut self, auth: Auth) -> Row {
+        self.auth = auth;
+        self
+    }
+}
+
+/// What exists before the table runs.
+struct Fixture {
+    alice_text: pb::Document,
+    alice_image: pb::Document,
+    bob_text: pb::Document,
+    /// A file stored under alice's path by a browser, with no document.
+    browser_handle: String,
+}
+
+fn spec(filename: &str) -> pb::UploadSpec {
+    pb::UploadSpec {
+        filename: filename.into(),
+        ..Default::default()
+    }
+}
+
+fn first(spec: pb::UploadSpec, data: &[u8]) -> pb::UploadRequest {
+    pb::UploadRequest {
+        first_message: Some(pb::upload_request::FirstMessage::Spec(spec)),
+        data: data.to_vec().into(),
+        ..Default::default()
+    }
+}
+
+fn chunk(data: &[u8], write_offset: i64) -> pb::UploadRequest {
+    pb::UploadRequest {
+        data: data.to_vec().into(),
+        write_offset,
+        ..Default::default()
+    }
+}
+
+/// An upload of one message: `spec` and a few bytes.
+fn upload_one(spec: pb::UploadSpec) -> Call {
+    Call::Upload(vec![first(spec, b"some bytes")])
+}
+
+fn sized(size: i64) -> pb::UploadSpec {
+    pb::UploadSpec {
+        size_bytes: Some(size),
+        ..spec("sized.bin")
+    }
+}
+
+fn ttl(seconds: i64, nanos: i32) -> Option<prost_types::Duration> {
+    Some(prost_types::Duration { seconds, nanos })
+}
+
+fn thumb(id: &str, width: i32, height: i32) -> pb::ThumbnailRequest {
+    pb::ThumbnailRequest {
+        document_id: id.into(),
+        width,
+        height,
+        ..Default::default()
+    }
+}
+
+/// Every document RPC on `id`, each with an otherwise valid request.
+#[rustfmt::skip]
+fn document_calls(id: &str) -> Vec<(&'static str, Call)> {
+    let id = id.to_owned();
+    vec![
+        ("SignedUrl", Call::SignedUrl(pb::SignedUrlRequest { document_id: id.clone(), ttl: None })),
+        ("Thumbnail", Call::Thumbnail(thumb(&id, 64, 64))),
+        ("Delete", Call::Delete(pb::DeleteRequest { document_id: id.clone() })),
+        ("Metadata", Call::Metadata(pb::MetadataRequest { document_id: id.clone(), fields: vec![] })),
+        ("GetDocument", Call::Get(pb::GetDocumentRequest { document_id: id })),
+    ]
+}
+
+/// A token with these claims, signed with `secret`.
+fn signed(claims: serde_json::Value, algorithm: jsonwebtoken::Algorithm, secret: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("an HMAC key");
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key).expect("a token")
+}
+
+/// `Bearer <token>` for a valid token of `sub`, unsafe or not.
+fn bearer_for(sub: &str) -> Option<String> {
+    let token = mint_hs256(&Secret::new(JWT_SECRET), sub, Duration::from_secs(600));
+    Some(format!("Bearer {}", token.expect("a token")))
+}
+
+fn register(handle: &str, request_id: &str) -> Call {
+    Call::Register(pb::RegisterHandleRequest {
+        handle: handle.into(),
+        request_id: request_id.into(),
+    })
+}
+
+fn list(page_size: i32, page_token: &str) -> Call {
+    Call::List(pb::ListDocumentsRequest {
+        page_size,
+        page_token: page_token.into(),
+    })
+}
+
+fn upload_spec(filename: &str, sha256: &str, content_type: &str, request_id: &str) -> Call {
+    upload_one(pb::UploadSpec {
+        sha256: sha256.into(),
+        content_type: content_type.into(),
+        request_id: request_id.into(),
+        ..spec(filename)
+    })
+}
+
+fn upload_of(messages: Vec<pb::UploadRequest>) -> Call {
+    Call::Upload(messages)
+}
+
+const IA: Code = Code::InvalidArgument;
+const OOR: Code = Code::OutOfRange;
+
+#[rustfmt::skip]
+fn upload_rows() -> Vec<Row> {
+    let b = b"0123456789";
+    let a_txt = || spec("a.txt");
+    let offset_7 = pb::UploadRequest { write_offset: 7, ..first(a_txt(), b) };
+    vec![
+        // An empty stream has no first message, so no spec.
+        row("an empty upload stream", upload_of(vec![]), IA, "SPEC_REQUIRED").field("spec"),
+        row("data before the spec", upload_of(vec![chunk(b, 0)]), IA, "SPEC_REQUIRED").field("spec"),
+        row("two specs", upload_of(vec![first(a_txt(), b), first(a_txt(), b)]), IA, "SPEC_REPEATED").field("spec"),
+        invalid("an empty filename", upload_one(spec("")), "spec.filename"),
+        invalid("a filename with '/'", upload_one(spec("../etc/passwd")), "spec.filename"),
+        invalid("a filename with '\\'", upload_one(spec("dir\\a.txt")), "spec.filename"),
+        invalid("the filename '..'", upload_one(spec("..")), "spec.filename"),
+        invalid("a filename with NUL", upload_one(spec("a\0b.txt")), "spec.filename"),
+        invalid("a 2 KB filename", upload_one(spec(&"n".repeat(2048))), "spec.filename"),
+        invalid("a negative size", upload_one(sized(-1)), "spec.size_bytes"),
+        row("a size one byte over the cap", upload_one(sized(CAP + 1)), IA, "FILE_TOO_LARGE").field("spec.size_bytes"),
+        row("a size of i64::MAX", upload_one(sized(i64::MAX)), IA, "FILE_TOO_LARGE").field("spec.size_bytes"),
+        row("fewer bytes than declared", upload_one(sized(11)), OOR, "SIZE_MISMATCH").field("spec.size_bytes"),
+        row("more bytes than declared", upload_one(sized(9)), OOR, "SIZE_MISMATCH").field("spec.size_bytes"),
+        row("a wrong SHA-256", upload_spec("a.txt", &sha256_hex(b"other"), "", ""), IA, "CHECKSUM_MISMATCH").field("spec.sha256"),
+        invalid("a malformed SHA-256", upload_spec("a.txt", "not-a-digest", "", ""), "spec.sha256"),
+        invalid("a 63-digit SHA-256", upload_spec("a.txt", &"a".repeat(63), "", ""), "spec.sha256"),
+        invalid("a malformed content type", upload_spec("a.txt", "", "not a type", ""), "spec.content_type"),
+        invalid("a 200-character request id", upload_spec("a.txt", "", "", &"r".repeat(200)), "spec.request_id"),
+        row("a write_offset behind the bytes sent", upload_of(vec![first(a_txt(), b), chunk(b, 3)]), OOR, "OFFSET_MISMATCH").field("write_offset"),
+        row("a write_offset on the first message", upload_of(vec![offset_7]), OOR, "OFFSET_MISMATCH").field("write_offset"),
+        invalid("a data field over 3 MiB", upload_of(vec![first(spec("a.bin"), &vec![7; 3 * MIB + 1])]), "data"),
+        // Over the server's 4 MiB message limit: tonic refuses the message and
+        // filegate reports the failed stream.
+        row("a 5 MiB message", upload_of(vec![first(spec("a.bin"), &vec![7; 5 * MIB])]), IA, "STREAM_FAILED").field("stream"),
+        invalid("an empty file", upload_of(vec![first(a_txt(), b"")]), "data"),
+    ]
+}
+
+#[rustfmt::skip]
+fn auth_rows(fx: &Fixture) -> Vec<Row> {
+    use jsonwebtoken::Algorithm::{HS256, HS512};
+    use serde_json::json;
+    let later = support::unix_now() + 600;
+    let bearer = |token: String| Some(format!("Bearer {token}"));
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"alice","exp":{later}}}"#))
+    );
+    let wrong_key = signed(json!({"sub": "alice", "exp": later}), HS256, "another-secret-entirely");
+    let expired = signed(json!({"sub": "alice", "exp": 1_000}), HS256, JWT_SECRET);
+    let hs512 = signed(json!({"sub": "alice", "exp": later}), HS512, JWT_SECRET);
+    let no_exp = signed(json!({"sub": "alice"}), HS256, JWT_SECRET);
+    let id = fx.alice_text.id.clone();
+    let delete = || Call::Delete(pb::DeleteRequest { document_id: id.clone() });
+    let get = || Call::Get(pb::GetDocumentRequest { document_id: id.clone() });
+    let url = Call::SignedUrl(pb::SignedUrlRequest { document_id: id.clone(), ttl: None });
+    let meta = Call::Metadata(pb::MetadataRequest { document_id: id.clone(), fields: vec![] });
+    let basic = Some("Basic YWxpY2U6c2VzYW1l".to_owned());
+    let other_scheme = bearer_for("alice").map(|h| h.replace("Bearer", "Token"));
+    vec![
+        unauthenticated("no authorization", None, Call::WhoAmI),
+        unauthenticated("'Bearer' without a token", Some("Bearer".into()), list(0, "")),
+        unauthenticated("the Basic scheme", basic, get()),
+        unauthenticated("a valid token under another scheme", other_scheme, Call::WhoAmI),
+        unauthenticated("a malformed token", bearer("not-a-jwt".into()), upload_one(spec("a.txt"))),
+        unauthenticated("an expired token", bearer(expired.clone()), url),
+        unauthenticated("an alg:none token", bearer(alg_none), delete()),
+        unauthenticated("a token signed with another key", bearer(wrong_key), delete()),
+        unauthenticated("an HS512 token", bearer(hs512), meta),
+        unauthenticated("a token without exp", bearer(no_exp), Call::Policy(Default::default())),
+        unauthenticated("a token whose sub is '../x'", bearer_for("../x"), upload_one(spec("a.txt"))),
+        unauthenticated("a token whose sub is empty", bearer_for(""), get()),
+        unauthenticated("a token whose sub is 200 characters", bearer_for(&"s".repeat(200)), register(&fx.browser_handle, "")),
+        unauthenticated("WatchEvents with an expired token", bearer(expired), Call::Watch(Default::default())),
+    ]
+}
+
+fn document_id_rows(fx: &Fixture) -> Vec<Row> {
+    let malformed = [
+        ("an empty id", String::new()),
+        ("a short id", "doc_short".to_owned()),
+        ("a unicode id", format!("doc_{}", "é".repeat(24))),
+        ("a 10 KB id", "d".repeat(10 * 1024)),
+        ("a path as id", "../doc_AAAAAAAAAAAAAAAAAAAAAA".to_owned()),
+    ];
+    let mut rows = Vec::new();
+    for (rpc, call) in document_calls(UNKNOWN_ID) {
+        let name = format!("{rpc} of an unknown id");
+        rows.push(row(name, call, Code::NotFound, "NOT_FOUND"));
+    }
+    // Each document RPC gets one kind of malformed id.
+    for (index, (what, id)) in malformed.iter().enumerate() {
+        let (rpc, call) = document_calls(id).swap_remove(index);
+        rows.push(invalid(format!("{rpc} of {what}"), call, "document_id"));
+    }
+    for (rpc, call) in document_calls(&fx.bob_text.id) {
+        let name = format!("{rpc} of bob's document by alice");
+        rows.push(row(
+            name,
+            call,
+            Code::PermissionDenied,
+            "NOT_DOCUMENT_OWNER",
+        ));
+    }
+    rows
+}
+
+#[rustfmt::skip]
+fn thumbnail_and_ttl_rows(fx: &Fixture) -> Vec<Row> {
+    let image = fx.alice_image.id.as_str();
+    let text = fx.alice_text.id.as_str();
+    let sized = |width, height| Call::Thumbnail(thumb(image, width, height));
+    let with = |request: pb::ThumbnailRequest| Call::Thumbnail(request);
+    let url = |ttl| Call::SignedUrl(pb::SignedUrlRequest { document_id: text.to_owned(), ttl });
+    let policy = |ttl, max_size_bytes| Call::Policy(pb::UploadPolicyRequest { ttl, max_size_bytes });
+    vec![
+        invalid("a thumbnail width of 0", sized(0, 64), "width"),
+        invalid("a negative thumbnail height", sized(64, -1), "height"),
+        invalid("a thumbnail width of 10001", sized(10_001, 64), "width"),
+        invalid("a thumbnail height of i32::MAX", sized(64, i32::MAX), "height"),
+        invalid("a thumbnail width of i32::MIN", sized(i32::MIN, 64), "width"),
+        invalid("an unknown fit", with(pb::ThumbnailRequest { fit: 99, ..thumb(image, 64, 64) }), "fit"),
+        invalid("an unknown image format", with(pb::ThumbnailRequest { format: 42, ..thumb(image, 64, 64) }), "format"),
+        invalid("a thumbnail ttl of i64::MAX s", with(pb::ThumbnailRequest { ttl: ttl(i64::MAX, 0), ..thumb(image, 64, 64) }), "ttl"),
+        row("a thumbnail of a text file", with(thumb(text, 64, 64)), Code::FailedPrecondition, "NOT_AN_IMAGE"),
+        invalid("a ttl of 0", url(ttl(0, 0)), "ttl"),
+        invalid("a negative ttl", url(ttl(-5, 0)), "ttl"),
+        invalid("a ttl one second over the maximum", url(ttl(MAX_TTL + 1, 0)), "ttl"),
+        invalid("a ttl with negative nanos", url(ttl(10, -1)), "ttl"),
+        invalid("a ttl with a whole second of nanos", url(ttl(10, 1_000_000_000)), "ttl"),
+        invalid("an UploadPolicy ttl of 0", policy(ttl(0, 0), 0), "ttl"),
+        invalid("a negative UploadPolicy max size", policy(None, -1), "max_size_bytes"),
+        invalid("an UploadPolicy max size over the cap", policy(None, CAP + 1), "max_size_bytes"),
+    ]
+}
+
+#[rustfmt::skip]
+fn other_field_rows(fx: &Fixture) -> Vec<Row> {
+    let fields = |fields| Call::Metadata(pb::MetadataRequest { document_id: fx.alice_image.id.clone(), fields });
+    let watch = Call::Watch(pb::WatchEventsRequest { after_event_id: -1, include_payload: false });
+    let not_a_cursor = URL_SAFE_NO_PAD.encode("no colon here");
+    let browser = fx.browser_handle.as_str();
+    vec![
+        invalid("an unknown metadata field", fields(vec![99]), "fields"),
+        invalid("METADATA_FIELD_UNSPECIFIED", fields(vec![pb::MetadataField::Size as i32, 0]), "fields"),
+        invalid("a negative WatchEvents cursor", watch, "after_event_id"),
+        invalid("a unicode handle", register("ÄbcdéfghijklmnöpqrsT", ""), "handle"),
+        invalid("a 10 KB handle", register(&"h".repeat(10 * 1024), ""), "handle"),
+        invalid("an empty handle", register("", ""), "handle"),
+        invalid("a handle with '/'", register("abc/def", ""), "handle"),
+        invalid("a 200-character register request id", register(browser, &"r".repeat(200)), "request_id"),
+        row("a handle Filestack does not know", register("UnknownHandle0000000", ""), Code::NotFound, "NOT_FOUND"),
+        row("a handle that is already a document", register(&fx.alice_text.handle, ""), Code::AlreadyExists, "HANDLE_ALREADY_REGISTERED"),
+        row("bob registering a file under alice's path", register(browser, ""), Code::PermissionDenied, "HANDLE_OUTSIDE_OWNER_PATH").auth(Auth::As("bob")),
+        invalid("a negative page size", list(-1, ""), "page_size"),
+        invalid("a page size of 1001", list(1001, ""), "page_size"),
+        invalid("a page size of i32::MIN", list(i32::MIN, ""), "page_size"),
+        invalid("a page token that is not base64", list(0, "!!"), "page_token"),
+        invalid("a 10 KB page token", list(0, &"A".repeat(10 * 1024)), "page_token"),
+        invalid("a page token that is not a cursor", list(0, &not_a_cursor), "page_token"),
+    ]
+}
+
+fn with_auth<T>(gw: &TestGateway, auth: &Auth, message: T) -> Result<tonic::Request<T>, String> {
+    match auth {
+        Auth::As(sub) => Ok(gw.request(sub, message)),
+        Auth::Header(header) => {
+            let mut request = tonic::Request::new(message);
+            if let Some(value) = header {
+                let value = value.parse().map_err(|_| format!("bad header {value:?}"))?;
+                request.metadata_mut().insert("authorization", value);
+            }
+            Ok(request)
+        }
+    }
+}
+
+/// Sends the row's call; `Ok` when it succeeded.
+async fn send(
+    gw: &TestGateway,
+    auth: &Auth,
+    call: Call,
+) -> Result<Result<(), tonic::Status>, String> {
+    let mut client = gw.client().await;
+    let result = match call {
+        Call::Upload(messages) => {
+            let request = with_auth(gw, auth, tokio_stream::iter(messages))?;
+            client.upload(request).await.map(drop)
+        }
+        Call::SignedUrl(m) => client.signed_url(with_auth(gw, auth, m)?).await.map(drop),
+        Call::Thumbnail(m) => client.thumbnail(with_auth(gw, auth, m)?).await.map(drop),
+        Call::Delete(m) => client.delete(with_auth(gw, auth, m)?).await.map(drop),
+        Call::Register(m) => client
+            .register_handle(with_auth(gw, auth, m)?)
+            .await
+            .map(drop),
+        Call::Metadata(m) => client.metadata(with_auth(gw, auth, m)?).await.map(drop),
+        Call::Get(m) => client.get_document(with_auth(gw, auth, m)?).await.map(drop),
+        Call::List(m) => client
+            .list_documents(with_auth(gw, auth, m)?)
+            .await
+            .map(drop),
+        Call::Policy(m) => client
+            .upload_policy(with_auth(gw, auth, m)?)
+            .await
+            .map(drop),
+        Call::WhoAmI => client
+            .who_am_i(with_auth(gw, auth, pb::WhoAmIRequest {})?)
+            .await
+            .map(drop),
+        Call::Watch(m) => client.watch_events(with_auth(gw, auth, m)?).await.map(drop),
+    };
+    Ok(result)
+}
+
+fn refusal(status: &tonic::Status) -> Refusal {
+    let details = status.get_error_details();
+    let info = details.error_info();
+    let domain_ok = info.is_none_or(|i| i.domain == "filegate");
+    Refusal {
+        code: status.code(),
+        reason: info.map(|i| {
+            if domain_ok {
+                i.reason.clone()
+            } else {
+                format!("{} (domain {})", i.reason, i.domain)
+            }
+        }),
+        field: details
+            .bad_request()
+            .and_then(|b| b.field_violations.first())
+            .map(|v| v.field.clone()),
+    }
+}
+
+async fn upload(gw: &TestGateway, sub: &str, filename: &str, bytes: Vec<u8>) -> pb::Document {
+    let mut client = gw.client().await;
+    let request = gw.request(sub, tokio_stream::iter(vec![first(spec(filename), &bytes)]));
+    let response = client.upload(request).await.expect("fixture upload");
+    response.into_inner().document.expect("a document")
+}
+
+/// Stores a file under `path` straight at the emulator, as a browser would.
+async fn browser_upload(gw: &TestGateway, path: &str) -> String {
+    let spec = StoreSpec {
+        path: Some(path.into()),
+        ..StoreSpec::new("browser.png", "image/png")
+    };
+    let stream = tokio_stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(png(4, 4)))]);
+    gw.filestack()
+        .upload(stream, spec)
+        .await
+        .expect("browser upload")
+        .handle
+}
+
+async fn fixture(gw: &TestGateway) -> Fixture {
+    Fixture {
+        alice_text: upload(gw, "alice", "notes.txt", b"alice's notes".to_vec()).await,
+        alice_image: upload(gw, "alice", "pic.png", png(8, 8)).await,
+        bob_text: upload(gw, "bob", "bob.txt", b"bob's file".to_vec()).await,
+        browser_handle: browser_upload(gw, "user-uploads/alice/").await,
+    }
+}
+
+/// Every document of `sub`, as ListDocuments returns them.
+async fn all_documents(gw: &TestGateway, sub: &str) -> Vec<pb::Document> {
+    let mut client = gw.client().await;
+    let request = pb::ListDocumentsRequest {
+        page_size: 1000,
+        page_token: String::new(),
+    };
+    let page = client
+        .list_documents(gw.request(sub, request))
+        .await
+        .expect("list");
+    page.into_inner().documents
+}
+
+/// The database and the stored files, as the test compares them.
+#[derive(Debug, PartialEq)]
+struct State {
+    rows: i64,
+    stored_files: u64,
+    alice: Vec<pb::Document>,
+    bob: Vec<pb::Document>,
+}
+
+async fn state(gw: &TestGateway) -> State {
+    State {
+        rows: gw.documents().await,
+        stored_files: gw.stored_files().await,
+        alice: all_documents(gw, "alice").await,
+        bob: all_documents(gw, "bob").await,
+    }
+}
+
+/// Sends every row; a line for each row that was not refused as expected.
+async fn failures(gw: &TestGateway, rows: Vec<Row>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for row in rows {
+        let actual = match send(gw, &row.auth, row.call).await {
+            Err(why) => Err(why),
+            Ok(Ok(())) => Err("the call succeeded".to_owned()),
+            Ok(Err(status)) => Ok(refusal(&status)),
+        };
+        match actual {
+            Ok(actual) if actual == row.expected => {}
+            Ok(actual) => failures.push(format!(
+                "{}: expected {:?}, got {actual:?}",
+                row.name, row.expected
+            )),
+            Err(why) => failures.push(format!("{}: {why}", row.name)),
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn every_malformed_request_gets_its_documented_code_reason_and_field_and_changes_nothing() {
+    let (cap, max_ttl) = (CAP.to_string(), MAX_TTL.to_string());
+    let limits = ["--max-upload-bytes", &cap, "--max-url-ttl-secs", &max_ttl];
+    let gw = TestGateway::start_with(&limits).await;
+    let fx = fixture(&gw).await;
+    let before = state(&gw).await;
+    assert_eq!((before.rows, before.stored_files), (3, 4), "the fixture");
+    let tables = [
+        upload_rows(),
+        auth_rows(&fx),
+        document_id_rows(&fx),
+        thumbnail_and_ttl_rows(&fx),
+        other_field_rows(&fx),
+    ];
+    let rows: Vec<Row> = tables.into_iter().flatten().collect();
+    assert!(rows.len() >= 40, "only {} rows", rows.len());
+    let mut failures = failures(&gw, rows).await;
+    let after = state(&gw).await;
+    if after != before {
+        failures.push(format!(
+            "the table changed the documents or the stored files:\nbefore {before:?}\nafter {after:?}"
+        ));
+    }
+    gw.stop().await;
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
