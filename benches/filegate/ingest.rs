@@ -27,6 +27,15 @@ type Answer<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl FileGatewayService for Sink {
+    type WatchEventsStream = tokio_stream::Empty<Result<pb::Event, Status>>;
+
+    async fn watch_events(
+        &self,
+        _: Request<pb::WatchEventsRequest>,
+    ) -> Answer<Self::WatchEventsStream> {
+        Err(Status::unimplemented("sink"))
+    }
+
     async fn upload(
         &self,
         request: Request<Streaming<pb::UploadRequest>>,
