@@ -68,7 +68,12 @@ impl Authenticator {
             JwtKey::Ecdsa(pem) => (DecodingKey::from_ec_pem(pem)?, Algorithm::ES256),
         };
         let mut validation = Validation::new(algorithm);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // A configured issuer or audience must be present, not only match
+        // when present.
+        let mut required = vec!["exp", "sub"];
+        required.extend(issuer.map(|_| "iss"));
+        required.extend(audience.map(|_| "aud"));
+        validation.set_required_spec_claims(&required);
         validation.leeway = 30;
         match issuer {
             Some(iss) => validation.set_issuer(&[iss]),
@@ -196,5 +201,104 @@ mod tests {
         let key = jsonwebtoken::EncodingKey::from_secret(secret().expose().as_bytes()).unwrap();
         let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
         assert!(auth().authenticate(&bearer(&token)).is_err());
+    }
+
+    // Test-only key pairs (openssl genpkey), never used outside tests.
+    const RSA_PRIVATE: &str = include_str!("../../tests/fixtures/jwt/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("../../tests/fixtures/jwt/rsa-public.pem");
+    const EC_PRIVATE: &str = include_str!("../../tests/fixtures/jwt/ec-private.pem");
+    const EC_PUBLIC: &str = include_str!("../../tests/fixtures/jwt/ec-public.pem");
+
+    fn signed(
+        header: jsonwebtoken::Header,
+        key: &jsonwebtoken::EncodingKey,
+        claims: serde_json::Value,
+    ) -> String {
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    fn future() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600
+    }
+
+    #[test]
+    fn rs256_and_es256_tokens_verify_with_their_public_keys_only() {
+        use jsonwebtoken::{Algorithm, EncodingKey, Header};
+        let claims = serde_json::json!({"sub": "alice", "exp": future()});
+        let rsa =
+            Authenticator::new(&JwtKey::Rsa(RSA_PUBLIC.as_bytes().to_vec()), None, None).unwrap();
+        let ec =
+            Authenticator::new(&JwtKey::Ecdsa(EC_PUBLIC.as_bytes().to_vec()), None, None).unwrap();
+        let rsa_token = signed(
+            Header::new(Algorithm::RS256),
+            &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+            claims.clone(),
+        );
+        let ec_token = signed(
+            Header::new(Algorithm::ES256),
+            &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+            claims,
+        );
+        assert_eq!(
+            rsa.authenticate(&bearer(&rsa_token)).unwrap().as_str(),
+            "alice"
+        );
+        assert_eq!(
+            ec.authenticate(&bearer(&ec_token)).unwrap().as_str(),
+            "alice"
+        );
+        assert!(
+            rsa.authenticate(&bearer(&ec_token)).is_err(),
+            "wrong algorithm"
+        );
+        assert!(
+            ec.authenticate(&bearer(&rsa_token)).is_err(),
+            "wrong algorithm"
+        );
+        let hs = mint_hs256(&secret(), "alice", Duration::from_secs(60)).unwrap();
+        assert!(
+            rsa.authenticate(&bearer(&hs)).is_err(),
+            "an HS256 token is refused by an RS256 gateway"
+        );
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_configured() {
+        use jsonwebtoken::{EncodingKey, Header};
+        let key = EncodingKey::from_secret(secret().expose().as_bytes()).unwrap();
+        let auth = Authenticator::new(
+            &JwtKey::Hmac(secret()),
+            Some("https://idp.internal"),
+            Some("filegate"),
+        )
+        .unwrap();
+        let good = signed(
+            Header::default(),
+            &key,
+            serde_json::json!({"sub": "alice", "exp": future(), "iss": "https://idp.internal", "aud": "filegate"}),
+        );
+        assert!(auth.authenticate(&bearer(&good)).is_ok());
+        let wrong_iss = signed(
+            Header::default(),
+            &key,
+            serde_json::json!({"sub": "alice", "exp": future(), "iss": "https://evil", "aud": "filegate"}),
+        );
+        let wrong_aud = signed(
+            Header::default(),
+            &key,
+            serde_json::json!({"sub": "alice", "exp": future(), "iss": "https://idp.internal", "aud": "other"}),
+        );
+        let none = signed(
+            Header::default(),
+            &key,
+            serde_json::json!({"sub": "alice", "exp": future()}),
+        );
+        for token in [wrong_iss, wrong_aud, none] {
+            assert!(auth.authenticate(&bearer(&token)).is_err());
+        }
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::db::Database;
 use crate::filestack::{FilestackClient, FilestackError};
+use crate::gateway::admission::Admitted;
 use crate::gateway::domain::{DocumentId, Filename, OwnerId};
 use crate::gateway::error::GatewayError;
 use crate::gateway::{Gateway, now_micros};
@@ -28,15 +29,21 @@ pub struct UploadJournal {
     id: String,
     handle: Option<String>,
     armed: bool,
+    /// The upload's admission: its memory is given back only once the
+    /// entry is settled, so a cancelled upload's cleanup finishes before
+    /// another upload takes its place.
+    admitted: Option<Admitted>,
 }
 
 impl UploadJournal {
     /// Writes the entry; the database being down fails the upload before a
-    /// byte flows.
+    /// byte flows. The entry keeps the upload's admission until it is
+    /// settled.
     pub async fn open(
         gateway: &Gateway,
         owner: &OwnerId,
         filename: &Filename,
+        admitted: Admitted,
     ) -> Result<Self, GatewayError> {
         let id = DocumentId::generate().as_str().replacen("doc_", "upl_", 1);
         gateway
@@ -49,6 +56,7 @@ impl UploadJournal {
             id,
             handle: None,
             armed: true,
+            admitted: Some(admitted),
         })
     }
 
@@ -71,8 +79,8 @@ impl UploadJournal {
     }
 
     /// The upload failed: delete the stored file, if any, then the entry.
+    /// If this future is dropped midway, `Drop` finishes the job.
     pub async fn abandon(mut self, why: &'static str) {
-        self.armed = false;
         cleanup(
             &self.db,
             &self.filestack,
@@ -81,6 +89,7 @@ impl UploadJournal {
             why,
         )
         .await;
+        self.armed = false;
     }
 }
 
@@ -95,16 +104,12 @@ impl Drop for UploadJournal {
             self.id.clone(),
             self.handle.take(),
         );
+        let admitted = self.admitted.take();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                cleanup(
-                    &db,
-                    &filestack,
-                    &id,
-                    handle.as_deref(),
-                    "the call ended before the upload did",
-                )
-                .await;
+                let why = "the call ended before the upload did";
+                cleanup(&db, &filestack, &id, handle.as_deref(), why).await;
+                drop(admitted);
             });
         }
     }

@@ -246,8 +246,8 @@ impl Gateway {
             tracing::info!(document_id = %existing.id, "upload retried with a known request id");
             return Ok(existing);
         }
-        let _admitted = self.admission.admit().await?;
-        let mut journal = UploadJournal::open(self, owner, &spec.filename).await?;
+        let admitted = self.admission.admit().await?;
+        let mut journal = UploadJournal::open(self, owner, &spec.filename, admitted).await?;
         let outcome = Arc::new(Mutex::new(StreamOutcome::default()));
         let bytes = CheckedBytes {
             stream,
