@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use filegate::gateway::auth::mint_hs256;
 use filegate::secret::Secret;
 
-use procs::{CpuSnapshot, Emulator, Gateway, JWT_SECRET, UploadSettings, progress};
+use procs::{
+    CpuSnapshot, Emulator, Gateway, JWT_SECRET, UPLOAD_BUDGET_BYTES, UploadSettings, progress,
+};
 use report::{MemoryResult, Report, ThroughputResult, mib};
 use unary::Rpc;
 use uploads::{GatewayClient, Payload};
@@ -130,7 +132,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         cpu_per_gib_big = big.cpu_seconds / (plan.big_upload as f64 / GIB as f64);
         drop(gateway);
         let gateway = Gateway::start(dir.path(), 3, &emulator, settings)?;
-        let concurrent = concurrent_uploads(&plan, &gateway, &payload, &token, settings).await?;
+        let concurrent = concurrent_uploads(&plan, &gateway, &payload, &token).await?;
         drop(gateway);
         memory = vec![big, concurrent];
     }
@@ -276,13 +278,12 @@ async fn big_upload(
 }
 
 /// Section 2b: many uploads at once on a fresh gateway, over a few
-/// connections. The target is the per-upload budget times the uploads, plus 32 MiB.
+/// connections. The target is the gateway's upload buffer budget plus 32 MiB.
 async fn concurrent_uploads(
     plan: &Plan,
     gateway: &Gateway,
     payload: &Payload,
     token: &str,
-    settings: UploadSettings,
 ) -> anyhow::Result<MemoryResult> {
     let mut clients = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -301,10 +302,9 @@ async fn concurrent_uploads(
         joined??;
     }
     let seconds = started.elapsed().as_secs_f64();
-    let per_upload = settings
-        .per_upload_budget()
-        .min(plan.concurrent_size as u64);
-    let budget = per_upload * plan.concurrent_uploads as u64;
+    // Uploads past the gateway's buffer budget wait for room, so its peak
+    // memory is bounded by the budget, not by the number of uploads.
+    let budget = UPLOAD_BUDGET_BYTES;
     let result = MemoryResult {
         scenario: format!(
             "{} concurrent {} MiB uploads",

@@ -188,9 +188,9 @@ async fn a_client_that_cancels_mid_stream_leaves_nothing_and_frees_its_budget() 
     gw.wait_for_active_uploads(1).await;
     upload.call.abort();
     drop(upload.tx);
-    // The next upload needs the whole budget: it waits until the cancelled
-    // one has cleaned up and given its bytes back.
-    let bytes = data(MIB);
+    // The cancelled upload reserved 12 + 8 MiB of the 33; the next one
+    // declares 6 MiB, reserves 14, and so waits until the cancelled one has cleaned up and given its bytes back.
+    let bytes = data(6 * MIB);
     let doc = upload_all(&gw, &bytes)
         .await
         .expect("the next upload gets the budget");
@@ -209,7 +209,7 @@ async fn past_the_budget_an_upload_gets_resource_exhausted_with_retry_info() {
         "0",
     ])
     .await;
-    let upload = open_upload(&gw, 2 * MIB).await;
+    let upload = open_upload(&gw, 25 * MIB).await; // 25 MiB of parts + 8 MiB: the whole budget
     upload.tx.send(data_message(&data(MIB))).await.unwrap();
     gw.wait_for_active_uploads(1).await;
     let status = upload_all(&gw, &data(10)).await.unwrap_err();
@@ -221,7 +221,9 @@ async fn past_the_budget_an_upload_gets_resource_exhausted_with_retry_info() {
         status.get_error_details().retry_info().is_some(),
         "RetryInfo attached"
     );
-    upload.tx.send(data_message(&data(MIB))).await.unwrap();
+    for _ in 1..25 {
+        upload.tx.send(data_message(&data(MIB))).await.unwrap();
+    }
     drop(upload.tx);
     upload
         .call

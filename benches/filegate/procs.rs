@@ -203,6 +203,9 @@ pub struct Gateway {
     pub grpc_url: String,
 }
 
+/// The gateway's upload buffer budget (its default).
+pub const UPLOAD_BUDGET_BYTES: u64 = 256 << 20;
+
 /// The gateway's upload settings (its defaults), for the direct client too.
 #[derive(Debug, Clone, Copy)]
 pub struct UploadSettings {
@@ -216,13 +219,6 @@ impl Default for UploadSettings {
             part_size: 8 << 20,
             parts_in_flight: 4,
         }
-    }
-}
-
-impl UploadSettings {
-    /// Bytes one upload may hold: the parts in flight plus the one being read.
-    pub fn per_upload_budget(&self) -> u64 {
-        (self.part_size * (self.parts_in_flight + 1)) as u64
     }
 }
 
@@ -244,6 +240,11 @@ impl Gateway {
             .arg(format!("--max-upload-bytes={MAX_UPLOAD_BYTES}"))
             .arg(format!("--part-size={}", settings.part_size))
             .arg(format!("--parts-in-flight={}", settings.parts_in_flight))
+            .arg(format!(
+                "--upload-memory-budget-bytes={UPLOAD_BUDGET_BYTES}"
+            ))
+            // Uploads past the budget queue (backpressure) rather than fail.
+            .arg("--upload-admission-timeout-secs=600")
             .env_remove("DATABASE_URL")
             .env("FILESTACK_API_KEY", API_KEY)
             .env("FILESTACK_APP_SECRET", APP_SECRET)

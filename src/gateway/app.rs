@@ -41,6 +41,9 @@ pub const MAX_MESSAGE_BYTES: usize = MAX_CHUNK_BYTES + 1024 * 1024;
 /// upload's memory reservation.
 pub const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
 
+/// What an upload reserves beyond its parts: one message and its window.
+pub const UPLOAD_OVERHEAD_BYTES: u64 = MAX_MESSAGE_BYTES as u64 + STREAM_WINDOW_BYTES as u64;
+
 /// HTTP/2 window of one connection (several streams share it).
 pub const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
 
@@ -101,9 +104,8 @@ impl Application {
         filestack_config.part_size = args.part_size;
         filestack_config.parts_in_flight = args.parts_in_flight;
         filestack_config.request_timeout = Duration::from_secs(args.filestack_timeout_secs);
-        let per_upload = (args.part_size as u64) * (args.parts_in_flight as u64 + 1)
-            + MAX_MESSAGE_BYTES as u64
-            + u64::from(STREAM_WINDOW_BYTES);
+        let per_upload =
+            (args.part_size as u64) * (args.parts_in_flight as u64 + 1) + UPLOAD_OVERHEAD_BYTES;
         let admission = UploadAdmission::new(
             args.max_concurrent_uploads,
             args.upload_memory_budget_bytes,

@@ -17,6 +17,7 @@ use tonic::Streaming;
 
 use crate::db::{DocumentRow, InsertOutcome};
 use crate::filestack::{FilestackError, StoredFile, UploadSpec};
+use crate::gateway::app::UPLOAD_OVERHEAD_BYTES;
 use crate::gateway::domain::{ContentType, DocumentId, Filename, OwnerId, RequestId, Sha256Hex};
 use crate::gateway::error::GatewayError;
 use crate::gateway::journal::UploadJournal;
@@ -246,7 +247,7 @@ impl Gateway {
             tracing::info!(document_id = %existing.id, "upload retried with a known request id");
             return Ok(existing);
         }
-        let admitted = self.admission.admit().await?;
+        let admitted = self.admission.admit(self.buffer_bytes(spec.size)).await?;
         let mut journal = UploadJournal::open(self, owner, &spec.filename, admitted).await?;
         let outcome = Arc::new(Mutex::new(StreamOutcome::default()));
         let bytes = CheckedBytes {
@@ -312,6 +313,18 @@ impl Gateway {
         tracing::debug!(handle = %stored.handle, received, "upload stored");
         self.record_upload(owner, spec, stored, digest, journal)
             .await
+    }
+
+    /// What an upload's buffers can hold at most: its parts (the declared
+    /// size, or one part when undeclared, capped at the parts in flight plus
+    /// the one being read), one gRPC message and the HTTP/2 stream window.
+    fn buffer_bytes(&self, declared: Option<u64>) -> u64 {
+        let config = self.filestack.config();
+        let part = config.part_size as u64;
+        let parts = declared
+            .unwrap_or(part)
+            .min(part * (config.parts_in_flight as u64 + 1));
+        parts + UPLOAD_OVERHEAD_BYTES
     }
 
     async fn record_upload(
