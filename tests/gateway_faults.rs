@@ -114,7 +114,7 @@ async fn complete_answering_202_three_times_still_succeeds() {
     let gw = TestGateway::start().await;
     gw.fault(json!({"route": "multipart_complete", "accepted": 3}))
         .await;
-    let bytes = data(6 * MIB);
+    let bytes = data(8 * MIB);
     let doc = upload_all(&gw, &bytes)
         .await
         .expect("upload after three 202s");
@@ -175,8 +175,8 @@ async fn the_database_failing_after_filestack_completed_deletes_the_stored_file(
 }
 
 /// The budget of exactly one upload: 5 MiB parts × (4 in flight + 1), one
-/// 4 MiB message and the 4 MiB stream window.
-const ONE_UPLOAD_BUDGET: &str = "34603008";
+/// 4 MiB message and the 2 MiB stream window (31 MiB).
+const ONE_UPLOAD_BUDGET: &str = "32505856";
 
 #[tokio::test]
 async fn a_client_that_cancels_mid_stream_leaves_nothing_and_frees_its_budget() {
@@ -188,9 +188,9 @@ async fn a_client_that_cancels_mid_stream_leaves_nothing_and_frees_its_budget() 
     gw.wait_for_active_uploads(1).await;
     upload.call.abort();
     drop(upload.tx);
-    // The cancelled upload reserved 12 + 8 MiB of the 33; the next one
-    // declares 6 MiB, reserves 14, and so waits until the cancelled one has cleaned up and given its bytes back.
-    let bytes = data(6 * MIB);
+    // The cancelled upload reserved 12 + 6 MiB of the 31; the next one
+    // declares 8 MiB, reserves 14, and so waits until the cancelled one has cleaned up and given its bytes back.
+    let bytes = data(8 * MIB);
     let doc = upload_all(&gw, &bytes)
         .await
         .expect("the next upload gets the budget");
@@ -209,7 +209,7 @@ async fn past_the_budget_an_upload_gets_resource_exhausted_with_retry_info() {
         "0",
     ])
     .await;
-    let upload = open_upload(&gw, 25 * MIB).await; // 25 MiB of parts + 8 MiB: the whole budget
+    let upload = open_upload(&gw, 25 * MIB).await; // 25 MiB of parts + 6 MiB: the whole budget
     upload.tx.send(data_message(&data(MIB))).await.unwrap();
     gw.wait_for_active_uploads(1).await;
     let status = upload_all(&gw, &data(10)).await.unwrap_err();
@@ -324,5 +324,27 @@ async fn shutdown_refuses_new_calls_and_lets_uploads_in_flight_finish() {
     assert_eq!(doc.size_bytes, 2 * MIB as i64);
     assert_eq!(gw.documents().await, 1);
     drop(watch);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_queued_past_the_budget_on_one_connection_all_finish() {
+    // Waiting uploads keep their unread bytes in their HTTP/2 windows; the
+    // connection window must leave room for the admitted ones to go on.
+    let gw = TestGateway::start_with(&["--upload-memory-budget-bytes", ONE_UPLOAD_BUDGET]).await;
+    let client = gw.client().await;
+    let mut uploads = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let bytes = data(6 * MIB + i);
+        let mut messages = vec![spec_message("queued.bin", Some(bytes.len()))];
+        messages.extend(bytes.chunks(MIB).map(data_message));
+        let request = gw.request("alice", tokio_stream::iter(messages));
+        let mut client = client.clone();
+        uploads.spawn(async move { client.upload(request).await.map(|r| r.into_inner()) });
+    }
+    while let Some(done) = uploads.join_next().await {
+        done.unwrap().expect("a queued upload finishes");
+    }
+    assert_eq!(nothing_left(&gw).await, (8, 8, 0));
     gw.stop().await;
 }

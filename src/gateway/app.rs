@@ -39,13 +39,20 @@ pub const MAX_MESSAGE_BYTES: usize = MAX_CHUNK_BYTES + 1024 * 1024;
 /// is not throttled by round trips (the default 64 KiB to 1 MiB windows
 /// cap one stream far below the Filestack path), and counted in each
 /// upload's memory reservation.
-pub const STREAM_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+pub const STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
 
 /// What an upload reserves beyond its parts: one message and its window.
 pub const UPLOAD_OVERHEAD_BYTES: u64 = MAX_MESSAGE_BYTES as u64 + STREAM_WINDOW_BYTES as u64;
 
-/// HTTP/2 window of one connection (several streams share it).
-pub const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// Concurrent streams (calls) on one HTTP/2 connection; a client opening
+/// more waits for one to finish.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+
+/// HTTP/2 window of one connection, shared by its streams. It holds every
+/// stream's full window, so uploads waiting for admission (whose unread
+/// bytes sit in their windows) can never starve an admitted upload on the
+/// same connection. It bounds the unread bytes per connection.
+pub const CONNECTION_WINDOW_BYTES: u32 = MAX_STREAMS_PER_CONNECTION * STREAM_WINDOW_BYTES;
 
 /// A bound, not yet serving, gateway.
 pub struct Application {
@@ -245,6 +252,7 @@ impl Application {
             .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
             .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -111,7 +111,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FILEGATE_MAX_CONCURRENT_UPLOADS", default_value_t = 64)]
     pub max_concurrent_uploads: usize,
     /// Bytes all upload buffers together may hold; each upload reserves
-    /// part size × (parts in flight + 1) + 8 MiB (one gRPC message and the
+    /// part size × (parts in flight + 1) + 6 MiB (one gRPC message and the
     /// HTTP/2 stream window).
     #[arg(long, env = "FILEGATE_UPLOAD_MEMORY_BUDGET_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub upload_memory_budget_bytes: u64,
