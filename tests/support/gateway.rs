@@ -37,34 +37,18 @@ pub struct TestGateway {
     pub dir: tempfile::TempDir,
     http: reqwest::Client,
     /// The PostgreSQL server and the database created for this test.
-    postgres: Option<(String, String)>,
+    postgres: Option<PostgresDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 /// A fresh database URL: SQLite in `dir`, or a new PostgreSQL database
-/// (with the server URL and its name, to drop it afterwards).
-async fn database_url(dir: &std::path::Path) -> (String, Option<(String, String)>) {
+/// when `FILEGATE_TEST_POSTGRES_URL` is set (dropped when the gateway stops).
+async fn database_url(dir: &std::path::Path) -> (String, Option<PostgresDatabase>) {
     match std::env::var("FILEGATE_TEST_POSTGRES_URL") {
-        Ok(server) => {
-            let name = format!(
-                "fg_{}",
-                Alphanumeric
-                    .sample_string(&mut rand::rng(), 16)
-                    .to_lowercase()
-            );
-            let admin = sqlx::PgPool::connect(&server)
-                .await
-                .expect("postgres reachable");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&admin)
-                .await
-                .expect("create database");
-            admin.close().await;
-            let (base, _) = server
-                .rsplit_once('/')
-                .expect("a database URL ends with /NAME");
-            (format!("{base}/{name}"), Some((server, name)))
+        Ok(_) => {
+            let database = PostgresDatabase::create().await;
+            (database.url.clone(), Some(database))
         }
         Err(_) => (
             format!("sqlite://{}", dir.join("filegate.db").display()),
@@ -95,7 +79,7 @@ impl TestGateway {
     async fn launch(
         dir: tempfile::TempDir,
         db_url: String,
-        postgres: Option<(String, String)>,
+        postgres: Option<PostgresDatabase>,
         extra: &[&str],
     ) -> TestGateway {
         let _ = tracing_subscriber::fmt()
@@ -378,16 +362,8 @@ impl TestGateway {
                 .expect("gateway exits cleanly");
         }
         self.db.close().await;
-        if let Some((server, name)) = self.postgres.take() {
-            let admin = sqlx::PgPool::connect(&server)
-                .await
-                .expect("postgres reachable");
-            let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-            sqlx::query(sqlx::AssertSqlSafe(drop))
-                .execute(&admin)
-                .await
-                .expect("drop the test database");
-            admin.close().await;
+        if let Some(database) = self.postgres.take() {
+            database.drop_database().await;
         }
     }
 }
