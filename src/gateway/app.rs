@@ -73,7 +73,7 @@ impl Application {
         let args = &settings.args;
         let grpc = TcpListener::bind(args.grpc_listen).await?;
         let http = TcpListener::bind(args.http_listen).await?;
-        let (filestack_config, emulator) = match &settings.local_app_secret {
+        let (mut filestack_config, emulator) = match &settings.local_app_secret {
             Some(app_secret) => {
                 let config = EmulatorConfig {
                     data_dir: args.data_dir.join("emulator"),
@@ -107,7 +107,6 @@ impl Application {
                 (config, None)
             }
         };
-        let mut filestack_config = filestack_config;
         filestack_config.part_size = args.part_size;
         filestack_config.parts_in_flight = args.parts_in_flight;
         filestack_config.request_timeout = Duration::from_secs(args.filestack_timeout_secs);

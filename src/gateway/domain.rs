@@ -165,17 +165,8 @@ impl ContentType {
         }
     }
 
-    /// A type reported by Filestack, trusted as is.
-    pub fn from_upstream(raw: &str) -> ContentType {
-        ContentType(raw.to_owned())
-    }
-
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-
-    pub fn is_image(&self) -> bool {
-        self.0.starts_with("image/")
     }
 }
 

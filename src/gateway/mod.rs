@@ -48,19 +48,6 @@ pub struct Limits {
     pub journal_stale_after: Duration,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_upload_bytes: 100 * 1024 * 1024,
-            default_ttl: Duration::from_secs(300),
-            max_ttl: Duration::from_secs(3600),
-            upload_idle_timeout: Duration::from_secs(30),
-            call_timeout: Duration::from_secs(30),
-            journal_stale_after: Duration::from_secs(3600),
-        }
-    }
-}
-
 /// The state every operation works on.
 #[derive(Debug)]
 pub struct Gateway {

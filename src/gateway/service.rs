@@ -102,6 +102,13 @@ async fn respond<T>(
     .await
 }
 
+/// Parses a document id, recorded on the call's span first (even when
+/// malformed, so a refused call can be traced).
+fn document_id(raw: &str) -> Result<DocumentId, GatewayError> {
+    Span::current().record("document_id", raw);
+    DocumentId::parse(raw)
+}
+
 fn record_document(id: &str) {
     Span::current().record("document_id", id);
 }
@@ -180,8 +187,7 @@ impl FileGatewayService for GatewayService {
             async move {
                 let owner = self.authenticate(request.metadata())?;
                 let request = request.into_inner();
-                record_document(&request.document_id);
-                let id = DocumentId::parse(&request.document_id)?;
+                let id = document_id(&request.document_id)?;
                 let ttl = self.ttl(request.ttl.as_ref())?;
                 let signed = self.gateway.signed_url(&owner, &id, ttl).await?;
                 Ok(convert::signed_url(signed))
@@ -201,8 +207,7 @@ impl FileGatewayService for GatewayService {
             async move {
                 let owner = self.authenticate(request.metadata())?;
                 let request = request.into_inner();
-                record_document(&request.document_id);
-                let id = DocumentId::parse(&request.document_id)?;
+                let id = document_id(&request.document_id)?;
                 let spec = convert::thumbnail_spec(&request)?;
                 let ttl = self.ttl(request.ttl.as_ref())?;
                 let signed = self.gateway.thumbnail(&owner, &id, spec, ttl).await?;
@@ -223,8 +228,7 @@ impl FileGatewayService for GatewayService {
             async move {
                 let owner = self.authenticate(request.metadata())?;
                 let request = request.into_inner();
-                record_document(&request.document_id);
-                let id = DocumentId::parse(&request.document_id)?;
+                let id = document_id(&request.document_id)?;
                 self.gateway.delete(&owner, &id).await?;
                 Ok(pb::DeleteResponse {})
             },
@@ -270,8 +274,7 @@ impl FileGatewayService for GatewayService {
             async move {
                 let owner = self.authenticate(request.metadata())?;
                 let request = request.into_inner();
-                record_document(&request.document_id);
-                let id = DocumentId::parse(&request.document_id)?;
+                let id = document_id(&request.document_id)?;
                 let fields = convert::metadata_fields(&request.fields)?;
                 let meta = self.gateway.metadata(&owner, &id, &fields).await?;
                 Ok(convert::metadata(meta))
@@ -291,8 +294,7 @@ impl FileGatewayService for GatewayService {
             async move {
                 let owner = self.authenticate(request.metadata())?;
                 let request = request.into_inner();
-                record_document(&request.document_id);
-                let id = DocumentId::parse(&request.document_id)?;
+                let id = document_id(&request.document_id)?;
                 let row = self.gateway.owned_document(&owner, &id).await?;
                 Ok(pb::GetDocumentResponse {
                     document: Some(convert::document(row)),

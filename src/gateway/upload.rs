@@ -200,7 +200,7 @@ impl CheckedBytes {
         if self.received == 0 {
             return Err(GatewayError::invalid("data", "the file is empty"));
         }
-        let digest = Sha256Hex::from_digest(&self.hasher.clone().finalize());
+        let digest = Sha256Hex::from_digest(&std::mem::take(&mut self.hasher).finalize());
         if let Some(expected) = &self.spec.sha256
             && *expected != digest
         {
