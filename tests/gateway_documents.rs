@@ -195,6 +195,8 @@ async fn delete_removes_the_file_and_the_row() {
         .expect("delete");
     assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
     assert_eq!(gw.get(&url).await.0, 404);
+    let (hits, _) = gw.cache_counts().await;
+    assert!(hits >= 1, "Delete read the row SignedUrl had cached");
     let again = client
         .get_document(gw.request(
             "alice",

@@ -268,3 +268,86 @@ async fn two_gateways_on_one_postgres_share_events_in_order_and_resume_without_l
     b.stop().await;
     database.drop_database().await;
 }
+
+async fn get_document(
+    gw: &TestGateway,
+    sub: &str,
+    id: &str,
+) -> Result<pb::Document, tonic::Status> {
+    let request = pb::GetDocumentRequest {
+        document_id: id.to_owned(),
+    };
+    let response = gw
+        .client()
+        .await
+        .get_document(gw.request(sub, request))
+        .await?;
+    Ok(response.into_inner().document.expect("document"))
+}
+
+/// Asks `gw` for the document until `seen` holds for the answer (bounded:
+/// another replica's change arrives as a notification, asynchronously).
+async fn until(
+    gw: &TestGateway,
+    id: &str,
+    seen: impl Fn(&Result<pb::Document, tonic::Status>) -> bool,
+) {
+    let poll = async {
+        while !seen(&get_document(gw, "carol", id).await) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(PATIENCE, poll)
+        .await
+        .expect("the other replica's change seen in time");
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_postgres_evict_each_others_changed_and_deleted_documents() {
+    let database = PostgresDatabase::create().await;
+    let a = TestGateway::start_on(&database.url, &[]).await;
+    // Cached rows never expire during the test: only a notification can
+    // make b read the row again.
+    let b = TestGateway::start_on(&database.url, &["--document-cache-ttl-secs", "3600"]).await;
+    let doc = upload(&a, "carol").await;
+
+    let (hits_before, _) = b.cache_counts().await;
+    get_document(&b, "carol", &doc.id).await.expect("get");
+    let cached = get_document(&b, "carol", &doc.id).await.expect("get");
+    assert_eq!(cached.size_bytes, 500);
+    assert!(
+        b.cache_counts().await.0 > hits_before,
+        "b serves the row from its cache"
+    );
+
+    let overwrite = serde_json::json!({
+        "id": "ow-replica", "action": "fp.overwrite", "timestamp": unix_now(),
+        "text": {
+            "url": format!("https://cdn.filestackcontent.com/{}", doc.handle),
+            "mimetype": "text/plain", "size": 777,
+        },
+    });
+    assert_eq!(a.deliver(&overwrite.to_string()).await, 200);
+    until(&b, &doc.id, |got| {
+        got.as_ref().is_ok_and(|d| d.size_bytes == 777)
+    })
+    .await;
+
+    let request = pb::DeleteRequest {
+        document_id: doc.id.clone(),
+    };
+    a.client()
+        .await
+        .delete(a.request("carol", request))
+        .await
+        .expect("delete on a");
+    until(&b, &doc.id, |got| {
+        got.as_ref()
+            .is_err_and(|status| status.code() == Code::NotFound)
+    })
+    .await;
+
+    a.stop().await;
+    b.stop().await;
+    database.drop_database().await;
+}

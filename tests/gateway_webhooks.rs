@@ -214,14 +214,48 @@ async fn without_a_webhook_secret_every_delivery_is_refused() {
     server.abort();
 }
 
+async fn get_document(
+    gw: &TestGateway,
+    sub: &str,
+    id: &str,
+) -> Result<pb::Document, tonic::Status> {
+    let request = pb::GetDocumentRequest {
+        document_id: id.to_owned(),
+    };
+    let response = gw
+        .client()
+        .await
+        .get_document(gw.request(sub, request))
+        .await?;
+    Ok(response.into_inner().document.expect("document"))
+}
+
+/// Reads the document twice, so the second read comes from the cache, and
+/// checks that it did: a delivery must then reach past the cache.
+async fn read_until_cached(gw: &TestGateway, id: &str) -> pb::Document {
+    let (hits_before, _) = gw.cache_counts().await;
+    get_document(gw, "alice", id).await.expect("get");
+    let doc = get_document(gw, "alice", id).await.expect("get");
+    let (hits_after, _) = gw.cache_counts().await;
+    assert!(hits_after > hits_before, "the second read was a cache hit");
+    doc
+}
+
 #[tokio::test]
 async fn fp_delete_for_a_registered_handle_removes_the_document() {
     let gw = TestGateway::start().await;
     let doc = upload(&gw, "alice", "a.bin").await;
+    read_until_cached(&gw, &doc.id).await;
     let url = format!("https://cdn.filestackcontent.com/{}", doc.handle);
     let body = delivery("del-1", "fp.delete", serde_json::json!({ "url": url }));
     assert_eq!(gw.deliver(&body).await, 200);
     assert_eq!(gw.documents().await, 0);
+    let status = get_document(&gw, "alice", &doc.id).await.expect_err("gone");
+    assert_eq!(
+        status.code(),
+        tonic::Code::NotFound,
+        "not served from the cache"
+    );
     let event = gw.db.event_by_delivery("del-1").await.expect("query");
     let event = event.expect("recorded");
     assert_eq!(event.document_id.as_deref(), Some(doc.id.as_str()));
@@ -233,6 +267,8 @@ async fn fp_delete_for_a_registered_handle_removes_the_document() {
 async fn fp_overwrite_updates_the_documents_size_and_type() {
     let gw = TestGateway::start().await;
     let doc = upload(&gw, "alice", "a.bin").await;
+    let cached = read_until_cached(&gw, &doc.id).await;
+    assert_eq!(cached.size_bytes, 1000);
     let text = serde_json::json!({
         "url": format!("https://cdn.filestackcontent.com/{}", doc.handle),
         "mimetype": "text/plain", "size": 12345, "filename": "a.bin",
@@ -241,17 +277,7 @@ async fn fp_overwrite_updates_the_documents_size_and_type() {
         gw.deliver(&delivery("ow-1", "fp.overwrite", text)).await,
         200
     );
-    let mut client = gw.client().await;
-    let request = pb::GetDocumentRequest {
-        document_id: doc.id.clone(),
-    };
-    let got = client
-        .get_document(gw.request("alice", request))
-        .await
-        .expect("get")
-        .into_inner()
-        .document
-        .expect("document");
+    let got = get_document(&gw, "alice", &doc.id).await.expect("get");
     assert_eq!(got.size_bytes, 12345);
     assert_eq!(got.content_type, "text/plain");
     gw.stop().await;

@@ -3,7 +3,11 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::db::{Database, on_pool};
+use crate::db::{Database, Pool, on_pool};
+
+/// The PostgreSQL channel notified (with the document id) when a document
+/// row is deleted or changed, so every replica drops it from its cache.
+pub const DOCUMENTS_CHANNEL: &str = "filegate_documents";
 
 /// One row of `documents`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -124,12 +128,22 @@ impl Database {
         }
     }
 
+    /// The document `id`, from the cache when it holds it (see
+    /// [`DocumentCache`](crate::db::DocumentCache)).
     pub async fn document(&self, id: &str) -> Result<Option<DocumentRow>, sqlx::Error> {
+        if let Some(row) = self.documents.get(id) {
+            return Ok(Some(row));
+        }
+        let ticket = self.documents.ticket();
         let sql = concat!("SELECT ", columns!(), " FROM documents WHERE id = $1");
-        on_pool!(self, |pool| sqlx::query_as(sql)
+        let row: Option<DocumentRow> = on_pool!(self, |pool| sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(pool)
-            .await)
+            .await)?;
+        if let Some(row) = &row {
+            self.documents.store(ticket, row);
+        }
+        Ok(row)
     }
 
     pub async fn document_by_handle(
@@ -205,16 +219,28 @@ impl Database {
         }
     }
 
-    /// Deletes a document; whether a row went.
+    /// Deletes a document; whether a row went. On PostgreSQL the other
+    /// replicas are notified in the same statement, so they drop the row
+    /// from their caches.
     pub async fn delete_document(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let result = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM documents WHERE id = $1")
+        let deleted = match self.pool() {
+            Pool::Sqlite(pool) => sqlx::query("DELETE FROM documents WHERE id = $1")
                 .bind(id)
                 .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
-        })?;
-        Ok(result > 0)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(pool) => sqlx::query(concat!(
+                "WITH gone AS (DELETE FROM documents WHERE id = $1 RETURNING id)",
+                " SELECT pg_notify($2, id) FROM gone"
+            ))
+            .bind(id)
+            .bind(DOCUMENTS_CHANNEL)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        self.documents.invalidate(id);
+        Ok(deleted > 0)
     }
 
     /// Number of documents (tests and the hardening checks).

@@ -9,7 +9,7 @@
 
 use sqlx::postgres::PgListener;
 
-use crate::db::Database;
+use crate::db::{DOCUMENTS_CHANNEL, Database, Pool};
 
 /// The PostgreSQL channel notified (with the new id) after each insert.
 pub const EVENTS_CHANNEL: &str = "filegate_events";
@@ -65,7 +65,8 @@ macro_rules! columns {
 }
 
 /// The steps of [`Database::receive_event`] on an open, serialised
-/// transaction `$tx`; evaluates to `Result<ReceiveOutcome, sqlx::Error>`.
+/// transaction `$tx`; evaluates to `Result<(ReceiveOutcome, changed
+/// document id), sqlx::Error>`.
 macro_rules! receive_in {
     ($tx:expr, $event:expr) => {
         async {
@@ -76,8 +77,9 @@ macro_rules! receive_in {
                     .fetch_optional(&mut *$tx)
                     .await?;
             if seen.is_some() {
-                return Ok::<_, sqlx::Error>(ReceiveOutcome::Duplicate);
+                return Ok::<_, sqlx::Error>((ReceiveOutcome::Duplicate, None));
             }
+            let mut changed: Option<String> = None;
             let document: Option<(String, String)> = match &event.handle {
                 Some(handle) => {
                     sqlx::query_as("SELECT id, owner FROM documents WHERE handle = $1")
@@ -95,6 +97,7 @@ macro_rules! receive_in {
                                 .bind(&id)
                                 .execute(&mut *$tx)
                                 .await?;
+                            changed = Some(id.clone());
                         }
                         "fp.overwrite" => {
                             sqlx::query(concat!(
@@ -106,6 +109,7 @@ macro_rules! receive_in {
                             .bind(&event.content_type)
                             .execute(&mut *$tx)
                             .await?;
+                            changed = Some(id.clone());
                         }
                         _ => {}
                     }
@@ -143,7 +147,7 @@ macro_rules! receive_in {
             .bind(event.received_at)
             .fetch_one(&mut *$tx)
             .await?;
-            Ok::<_, sqlx::Error>(ReceiveOutcome::Stored(id))
+            Ok::<_, sqlx::Error>((ReceiveOutcome::Stored(id), changed))
         }
     };
 }
@@ -159,32 +163,37 @@ impl Database {
     /// that follows the gateway's own Delete, which already removed the
     /// row, still reaches the owner, with the removed document's id); else
     /// nobody.
+    ///
+    /// A changed document leaves the cache once the transaction committed;
+    /// on PostgreSQL the other replicas are notified at the commit.
     pub async fn receive_event(&self, event: &NewEvent) -> Result<ReceiveOutcome, sqlx::Error> {
-        let outcome = match self {
-            Database::Sqlite(pool) => {
+        let (outcome, changed) = match self.pool() {
+            Pool::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let outcome = receive_in!(tx, event).await?;
+                let received = receive_in!(tx, event).await?;
                 tx.commit().await?;
-                outcome
+                received
             }
-            Database::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(EVENTS_LOCK)
                     .execute(&mut *tx)
                     .await?;
-                let outcome = receive_in!(tx, event).await?;
+                let (outcome, changed) = receive_in!(tx, event).await?;
                 if let ReceiveOutcome::Stored(id) = outcome {
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(EVENTS_CHANNEL)
-                        .bind(id.to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                    notify(&mut tx, EVENTS_CHANNEL, &id.to_string()).await?;
+                }
+                if let Some(document) = &changed {
+                    notify(&mut tx, DOCUMENTS_CHANNEL, document).await?;
                 }
                 tx.commit().await?;
-                outcome
+                (outcome, changed)
             }
         };
+        if let Some(document) = changed {
+            self.documents.invalidate(&document);
+        }
         Ok(outcome)
     }
 
@@ -233,17 +242,74 @@ impl Database {
         })
     }
 
-    /// On PostgreSQL, a listener subscribed to [`EVENTS_CHANNEL`]: other
-    /// processes' inserts wake this one. `None` on SQLite, where every
-    /// writer is in this process.
-    pub async fn event_listener(&self) -> Result<Option<PgListener>, sqlx::Error> {
-        match self {
-            Database::Sqlite(_) => Ok(None),
-            Database::Postgres(pool) => {
+    /// On PostgreSQL, a listener of every replica's changes: new events
+    /// and changed documents. `None` on SQLite, where every writer is in
+    /// this process. Until the listener is connected, changes made by other
+    /// replicas can be missed, so the document cache starts empty.
+    pub async fn listener(&self) -> Result<Option<ChangeListener>, sqlx::Error> {
+        match self.pool() {
+            Pool::Sqlite(_) => Ok(None),
+            Pool::Postgres(pool) => {
                 let mut listener = PgListener::connect_with(pool).await?;
-                listener.listen(EVENTS_CHANNEL).await?;
-                Ok(Some(listener))
+                listener
+                    .listen_all([EVENTS_CHANNEL, DOCUMENTS_CHANNEL])
+                    .await?;
+                self.documents.clear();
+                Ok(Some(ChangeListener {
+                    listener,
+                    db: self.clone(),
+                }))
             }
+        }
+    }
+}
+
+/// Sends a notification on `channel`, delivered when `tx` commits.
+async fn notify(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    channel: &str,
+    payload: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(payload)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// What another replica (or this one) changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// A new event was recorded.
+    Event,
+    /// A document changed or went; it has left this process's cache.
+    Document,
+    /// The listener reconnected: notifications may have been lost; the
+    /// document cache was cleared and event readers should read again.
+    Reconnected,
+}
+
+/// Notifications from every replica sharing the PostgreSQL database.
+pub struct ChangeListener {
+    listener: PgListener,
+    db: Database,
+}
+
+impl ChangeListener {
+    /// The next notification. A changed document is dropped from the cache
+    /// before this returns.
+    pub async fn next(&mut self) -> Result<Notification, sqlx::Error> {
+        match self.listener.try_recv().await? {
+            None => {
+                self.db.documents.clear();
+                Ok(Notification::Reconnected)
+            }
+            Some(notification) if notification.channel() == DOCUMENTS_CHANNEL => {
+                self.db.documents.invalidate(notification.payload());
+                Ok(Notification::Document)
+            }
+            Some(_) => Ok(Notification::Event),
         }
     }
 }

@@ -3,68 +3,121 @@
 //! two (TEXT, BIGINT, `$n` placeholders, timestamps as unix microseconds), so
 //! each query is written once and run on whichever pool is open.
 
+mod cache;
 mod documents;
 mod events;
 mod journal;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use documents::{DocumentRow, InsertOutcome, PageCursor};
-pub use events::{EVENTS_CHANNEL, EventRow, NewEvent, ReceiveOutcome};
+pub use cache::{CacheStats, DocumentCache};
+pub use documents::{DOCUMENTS_CHANNEL, DocumentRow, InsertOutcome, PageCursor};
+pub use events::{
+    ChangeListener, EVENTS_CHANNEL, EventRow, NewEvent, Notification, ReceiveOutcome,
+};
 pub use journal::JournalRow;
 
 /// Runs the same expression on whichever pool is open.
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
-        match $db {
-            $crate::db::Database::Sqlite($pool) => $body,
-            $crate::db::Database::Postgres($pool) => $body,
+        match $db.pool() {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use on_pool;
 
-/// A connection pool to the configured database.
+/// The configured database: its connection pool and the cache of
+/// document rows in front of it. Clones share both.
 #[derive(Clone, Debug)]
-pub enum Database {
+pub struct Database {
+    pool: Pool,
+    documents: Arc<DocumentCache>,
+}
+
+/// A connection pool to SQLite or PostgreSQL.
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+}
+
+/// How the document row cache is sized (see [`DocumentCache`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheOptions {
+    /// Rows kept; 0 disables the cache.
+    pub entries: usize,
+    /// Longest time a row is served from memory.
+    pub ttl: Duration,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            entries: cache::DEFAULT_ENTRIES,
+            ttl: cache::DEFAULT_TTL,
+        }
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Database {
-    /// Opens `url` (`sqlite://PATH` or `postgres://...`) and runs the
-    /// migrations.
+    /// Opens `url` (`sqlite://PATH` or `postgres://...`) with the default
+    /// cache and runs the migrations.
     pub async fn connect(url: &str) -> anyhow::Result<Database> {
+        Self::connect_with(url, CacheOptions::default()).await
+    }
+
+    /// Opens `url` with a document cache sized by `cache` and runs the
+    /// migrations.
+    pub async fn connect_with(url: &str, cache: CacheOptions) -> anyhow::Result<Database> {
         let acquire = Duration::from_secs(5);
-        let db = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let pool = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(acquire)
                 .connect(url)
                 .await?;
-            Database::Postgres(pool)
+            Pool::Postgres(pool)
         } else {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5));
             // SQLite writes one at a time and each connection is a thread:
-            // a few connections serve reads without thread churn.
+            // a few connections serve reads without thread churn. A local
+            // file needs no ping before each use (each is a round trip to
+            // the connection's thread).
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(acquire)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
-            Database::Sqlite(pool)
+            Pool::Sqlite(pool)
+        };
+        let db = Database {
+            pool,
+            documents: Arc::new(DocumentCache::new(cache.entries, cache.ttl)),
         };
         db.migrate().await?;
         Ok(db)
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Hits, misses and size of the document cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.documents.stats()
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {

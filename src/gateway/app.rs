@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
-use crate::db::Database;
+use crate::db::{CacheOptions, Database};
 use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
 use crate::filestack::{FilestackClient, FilestackConfig};
 use crate::gateway::Gateway;
@@ -124,7 +124,11 @@ impl Application {
             args.jwt_issuer.as_deref(),
             args.jwt_audience.as_deref(),
         )?;
-        let db = Database::connect(&settings.database_url).await?;
+        let cache = CacheOptions {
+            entries: settings.args.document_cache_entries,
+            ttl: Duration::from_secs(settings.args.document_cache_ttl_secs),
+        };
+        let db = Database::connect_with(&settings.database_url, cache).await?;
         let emulator_url = emulator.as_ref().map(Emulator::base_url);
         let gateway = Arc::new(Gateway::new(
             db.clone(),
@@ -311,9 +315,13 @@ async fn serve_http(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let ready_db = db.clone();
+    let metrics_db = db.clone();
     let router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/metrics", get(move || async move { metrics(&admission) }))
+        .route(
+            "/metrics",
+            get(move || async move { metrics(&admission, &metrics_db) }),
+        )
         .route(
             "/readyz",
             get(move || {
@@ -363,8 +371,9 @@ pub async fn shutdown_signal() {
 }
 
 /// Prometheus text exposition of the upload gauges.
-fn metrics(admission: &UploadAdmission) -> String {
+fn metrics(admission: &UploadAdmission, db: &Database) -> String {
     let gauge = admission.gauge();
+    let cache = db.cache_stats();
     format!(
         "# HELP filegate_uploads_active Uploads in progress.\n\
          # TYPE filegate_uploads_active gauge\n\
@@ -374,8 +383,22 @@ fn metrics(admission: &UploadAdmission) -> String {
          filegate_upload_buffer_reserved_bytes {}\n\
          # HELP filegate_upload_buffer_budget_bytes The configured upload buffer budget.\n\
          # TYPE filegate_upload_buffer_budget_bytes gauge\n\
-         filegate_upload_buffer_budget_bytes {}\n",
-        gauge.active_uploads, gauge.reserved_bytes, gauge.budget_bytes
+         filegate_upload_buffer_budget_bytes {}\n\
+         # HELP filegate_document_cache_hits_total Document reads served from the cache.\n\
+         # TYPE filegate_document_cache_hits_total counter\n\
+         filegate_document_cache_hits_total {}\n\
+         # HELP filegate_document_cache_misses_total Document reads that went to the database.\n\
+         # TYPE filegate_document_cache_misses_total counter\n\
+         filegate_document_cache_misses_total {}\n\
+         # HELP filegate_document_cache_entries Document rows in the cache.\n\
+         # TYPE filegate_document_cache_entries gauge\n\
+         filegate_document_cache_entries {}\n",
+        gauge.active_uploads,
+        gauge.reserved_bytes,
+        gauge.budget_bytes,
+        cache.hits,
+        cache.misses,
+        cache.entries
     )
 }
 

@@ -142,6 +142,20 @@ pub struct ServeArgs {
     /// remaining connections are closed, in seconds.
     #[arg(long, env = "FILEGATE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Document rows kept in memory for the read path (SignedUrl,
+    /// Thumbnail, GetDocument, ...); 0 disables the cache. Deletes and
+    /// webhook changes evict at once, on every replica (PostgreSQL).
+    #[arg(
+        long,
+        env = "FILEGATE_DOCUMENT_CACHE_ENTRIES",
+        default_value_t = 10_000
+    )]
+    pub document_cache_entries: usize,
+    /// Longest time a cached document row is served before it is read
+    /// again, in seconds (bounds staleness if a replica's notification is
+    /// lost).
+    #[arg(long, env = "FILEGATE_DOCUMENT_CACHE_TTL_SECS", default_value_t = 60)]
+    pub document_cache_ttl_secs: u64,
     /// Algorithm of `--jwt-public-key`: RS256 or ES256.
     #[arg(long, env = "FILEGATE_JWT_ALGORITHM", default_value = "RS256")]
     pub jwt_algorithm: String,

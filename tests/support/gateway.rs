@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use clap::Parser;
-use filegate::db::Database;
+use filegate::db::{Database, Pool};
 use filegate::filestack::{FilestackClient, FilestackConfig};
 use filegate::gateway::{Application, ServeArgs, Settings};
 use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
@@ -148,8 +148,8 @@ impl TestGateway {
         Self::launch(kept, self.db_url.clone(), postgres, extra).await
     }
 
-    /// `(uploads in progress, upload buffer bytes reserved)` from `/metrics`.
-    pub async fn upload_gauges(&self) -> (u64, u64) {
+    /// The values of the `/metrics` samples named in `names`, in order.
+    pub async fn metrics<const N: usize>(&self, names: [&str; N]) -> [u64; N] {
         let text = self
             .http
             .get(format!("{}/metrics", self.http_url))
@@ -159,18 +159,36 @@ impl TestGateway {
             .text()
             .await
             .expect("metrics text");
-        let value = |name: &str| {
+        names.map(|name| {
             text.lines()
-                .find_map(|l| {
-                    l.strip_prefix(name)
-                        .map(|v| v.trim().parse::<u64>().expect("a number"))
+                .find_map(|line| {
+                    let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+                    Some(value.trim().parse::<u64>().expect("a number"))
                 })
-                .expect("metric present")
-        };
-        (
-            value("filegate_uploads_active "),
-            value("filegate_upload_buffer_reserved_bytes "),
-        )
+                .unwrap_or_else(|| panic!("metric {name} present"))
+        })
+    }
+
+    /// `(uploads in progress, upload buffer bytes reserved)` from `/metrics`.
+    pub async fn upload_gauges(&self) -> (u64, u64) {
+        let [active, reserved] = self
+            .metrics([
+                "filegate_uploads_active",
+                "filegate_upload_buffer_reserved_bytes",
+            ])
+            .await;
+        (active, reserved)
+    }
+
+    /// `(hits, misses)` of the document cache, from `/metrics`.
+    pub async fn cache_counts(&self) -> (u64, u64) {
+        let [hits, misses] = self
+            .metrics([
+                "filegate_document_cache_hits_total",
+                "filegate_document_cache_misses_total",
+            ])
+            .await;
+        (hits, misses)
     }
 
     /// Waits (bounded) until the gateway reports `active` uploads in progress.
@@ -187,14 +205,14 @@ impl TestGateway {
 
     /// Runs `sqlite` or `postgres` SQL on the test database.
     pub async fn execute(&self, sqlite: &str, postgres: &str) {
-        match &self.db {
-            Database::Sqlite(pool) => {
+        match self.db.pool() {
+            Pool::Sqlite(pool) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(sqlite.to_owned()))
                     .execute(pool)
                     .await
                     .expect("SQL runs");
             }
-            Database::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_owned()))
                     .execute(pool)
                     .await

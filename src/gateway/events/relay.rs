@@ -1,11 +1,12 @@
 //! Turns PostgreSQL notifications from every replica into wake-ups of this
-//! process's watchers, until shutdown, when it closes the feed.
+//! process's watchers and evictions from its document cache, until
+//! shutdown, when it closes the feed.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::db::Database;
+use crate::db::{Database, Notification};
 use crate::gateway::events::EventFeed;
 
 /// Pause before listening again after the listener failed.
@@ -22,16 +23,17 @@ pub async fn relay(db: Database, feed: EventFeed, stop: CancellationToken) {
 
 async fn listen(db: &Database, feed: &EventFeed) {
     loop {
-        match db.event_listener().await {
+        match db.listener().await {
             Ok(None) => return std::future::pending().await,
             Ok(Some(mut listener)) => {
                 // Anything committed while nobody listened is read now.
                 feed.wake();
                 loop {
-                    match listener.try_recv().await {
-                        Ok(Some(_)) => feed.wake(),
-                        // Reconnected: notifications may have been lost.
-                        Ok(None) => feed.wake(),
+                    match listener.next().await {
+                        // The listener itself dropped the document from
+                        // the cache.
+                        Ok(Notification::Document) => {}
+                        Ok(Notification::Event | Notification::Reconnected) => feed.wake(),
                         Err(error) => {
                             tracing::warn!(%error, "event listener failed; listening again");
                             break;
