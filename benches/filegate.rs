@@ -41,6 +41,8 @@ const MIB: usize = 1 << 20;
 const GIB: usize = 1 << 30;
 /// HTTP/2 connections of the unary load generator and the concurrent uploads.
 const CONNECTIONS: usize = 4;
+/// Documents the unary load walks through (1 KiB each).
+const UNARY_DOCUMENTS: usize = 64;
 
 /// How much work each section does.
 struct Plan {
@@ -109,7 +111,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     ));
     let payload = Payload::new(256 * MIB);
 
-    let gateway = Gateway::start(dir.path(), 1, &emulator, settings)?;
+    let gateway = Gateway::start(dir.path(), 1, &emulator, settings, &[])?;
     let (mut throughput_results, mut cpu_per_gib) = (Vec::new(), f64::NAN);
     if plan.runs("uploads") {
         (throughput_results, cpu_per_gib) =
@@ -121,17 +123,25 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     }
     let mut unary = Vec::new();
     if plan.runs("unary") {
-        unary = unary_levels(&plan, &gateway, &payload, &token).await?;
+        unary = unary_levels(&plan, &gateway, &payload, &token, true).await?;
     }
     drop(gateway);
+    if plan.runs("unary") {
+        // The same load with every document read going to SQLite, for
+        // what the row cache is worth.
+        let no_cache = ["--document-cache-entries=0"];
+        let gateway = Gateway::start(dir.path(), 4, &emulator, settings, &no_cache)?;
+        unary.extend(unary_levels(&plan, &gateway, &payload, &token, false).await?);
+        drop(gateway);
+    }
 
     let (mut memory, mut cpu_per_gib_big) = (Vec::new(), f64::NAN);
     if plan.runs("memory") {
-        let gateway = Gateway::start(dir.path(), 2, &emulator, settings)?;
+        let gateway = Gateway::start(dir.path(), 2, &emulator, settings, &[])?;
         let big = big_upload(&plan, &gateway, &payload, &token).await?;
         cpu_per_gib_big = big.cpu_seconds / (plan.big_upload as f64 / GIB as f64);
         drop(gateway);
-        let gateway = Gateway::start(dir.path(), 3, &emulator, settings)?;
+        let gateway = Gateway::start(dir.path(), 3, &emulator, settings, &[])?;
         let concurrent = concurrent_uploads(&plan, &gateway, &payload, &token).await?;
         drop(gateway);
         memory = vec![big, concurrent];
@@ -220,29 +230,51 @@ async fn ingest_ceiling(payload: &Payload) -> anyhow::Result<report::IngestResul
     Ok(result)
 }
 
-/// Section 3: each level runs WhoAmI, SignedUrl and GetDocument back to back.
+/// Section 3: each level runs WhoAmI, SignedUrl and GetDocument back to
+/// back, over [`UNARY_DOCUMENTS`] documents. `row_cache`: whether the
+/// gateway was started with its document row cache (the default).
 async fn unary_levels(
     plan: &Plan,
     gateway: &Gateway,
     payload: &Payload,
     token: &str,
+    row_cache: bool,
 ) -> anyhow::Result<Vec<unary::LevelResult>> {
     let mut clients = Vec::new();
     for _ in 0..CONNECTIONS {
         clients.push(GatewayClient::connect(&gateway.grpc_url, token).await?);
     }
     let mut uploader = clients[0].clone();
-    let document = uploader.upload("unary.bin", payload.chunks(1024)).await?;
+    let mut documents = Vec::with_capacity(UNARY_DOCUMENTS);
+    for i in 0..UNARY_DOCUMENTS {
+        let name = format!("unary-{i}.bin");
+        documents.push(uploader.upload(&name, payload.chunks(1024)).await?.id);
+    }
+    let target = unary::Target {
+        clients: &clients,
+        documents: &documents,
+        row_cache,
+    };
     let warm_up = plan.unary_seconds.min(Duration::from_secs(1));
-    unary::run_level(&clients, Rpc::SignedUrl, &document.id, 16, warm_up).await?;
+    unary::run_level(&target, Rpc::SignedUrl, 16, warm_up).await?;
+    // Without the cache, the highest level only: what a miss costs.
+    let levels = if row_cache {
+        plan.unary_levels.clone()
+    } else {
+        plan.unary_levels
+            .iter()
+            .copied()
+            .max()
+            .into_iter()
+            .collect()
+    };
+    let cache = if row_cache { "on" } else { "off" };
     let mut results = Vec::new();
-    for &concurrency in &plan.unary_levels {
+    for concurrency in levels {
         for rpc in [Rpc::WhoAmI, Rpc::SignedUrl, Rpc::GetDocument] {
-            let result =
-                unary::run_level(&clients, rpc, &document.id, concurrency, plan.unary_seconds)
-                    .await?;
+            let result = unary::run_level(&target, rpc, concurrency, plan.unary_seconds).await?;
             progress(&format!(
-                "{rpc:?} c={concurrency}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                "{rpc:?} c={concurrency} row cache {cache}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
                 result.requests_per_second, result.p50_ms, result.p99_ms, result.errors
             ));
             results.push(result);

@@ -223,12 +223,14 @@ impl Default for UploadSettings {
 }
 
 impl Gateway {
-    /// `filegate serve` on port 0 with SQLite in `dir/gateway-N`.
+    /// `filegate serve` on port 0 with SQLite in `dir/gateway-N`, with
+    /// `extra` flags.
     pub fn start(
         dir: &Path,
         run: usize,
         emulator: &Emulator,
         settings: UploadSettings,
+        extra: &[&str],
     ) -> anyhow::Result<Gateway> {
         let data_dir: PathBuf = dir.join(format!("gateway-{run}"));
         let mut command = Command::new(BINARY);
@@ -245,6 +247,7 @@ impl Gateway {
             ))
             // Uploads past the budget queue (backpressure) rather than fail.
             .arg("--upload-admission-timeout-secs=600")
+            .args(extra)
             .env_remove("DATABASE_URL")
             .env("FILESTACK_API_KEY", API_KEY)
             .env("FILESTACK_APP_SECRET", APP_SECRET)

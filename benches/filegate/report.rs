@@ -209,19 +209,23 @@ impl Report {
                 verdict(m.peak_rss_mib <= m.target_mib)
             ));
         }
-        out.push_str("\n| RPC | concurrency | req/s | p50 ms | p99 ms | errors | vs WhoAmI |\n");
-        out.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+        out.push_str(
+            "\n| RPC | row cache | concurrency | req/s | p50 ms | p99 ms | errors | vs WhoAmI |\n",
+        );
+        out.push_str("|---|---|---:|---:|---:|---:|---:|---:|\n");
         for level in &self.unary {
-            let ceiling = self
-                .unary
-                .iter()
-                .find(|other| other.rpc == Rpc::WhoAmI && other.concurrency == level.concurrency);
+            let ceiling = self.unary.iter().find(|other| {
+                other.rpc == Rpc::WhoAmI
+                    && other.concurrency == level.concurrency
+                    && other.row_cache == level.row_cache
+            });
             let ratio = ceiling.map_or(f64::NAN, |c| {
                 level.requests_per_second / c.requests_per_second
             });
             out.push_str(&format!(
-                "| {:?} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} |\n",
+                "| {:?} | {} | {} | {:.0} | {:.2} | {:.2} | {} | {:.2} |\n",
                 level.rpc,
+                if level.row_cache { "on" } else { "off" },
                 level.concurrency,
                 level.requests_per_second,
                 level.p50_ms,
@@ -238,7 +242,7 @@ impl Report {
         let at = |rpc: Rpc| {
             self.unary
                 .iter()
-                .find(|l| l.rpc == rpc && l.concurrency == 64)
+                .find(|l| l.rpc == rpc && l.concurrency == 64 && l.row_cache)
         };
         match (at(Rpc::SignedUrl), at(Rpc::WhoAmI)) {
             (Some(signed), Some(ceiling)) => {

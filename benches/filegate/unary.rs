@@ -14,9 +14,9 @@ use crate::uploads::GatewayClient;
 pub enum Rpc {
     /// Authenticates and nothing else: the ceiling of the stack.
     WhoAmI,
-    /// Reads the document row and signs a URL.
+    /// Reads a document row and signs a URL.
     SignedUrl,
-    /// Reads the document row.
+    /// Reads a document row.
     GetDocument,
 }
 
@@ -28,6 +28,8 @@ const MAX_REQUESTS_PER_WORKER: usize = 200_000;
 pub struct LevelResult {
     pub rpc: Rpc,
     pub concurrency: usize,
+    /// Whether the gateway kept document rows in its cache.
+    pub row_cache: bool,
     pub requests: usize,
     pub errors: usize,
     pub seconds: f64,
@@ -36,23 +38,36 @@ pub struct LevelResult {
     pub p99_ms: f64,
 }
 
-/// Runs `rpc` at `concurrency` for `duration` over `clients` (one per
-/// connection, worker `i` on connection `i % clients.len()`).
+/// The gateway and documents one level runs against.
+pub struct Target<'a> {
+    /// One client per connection; worker `i` uses connection
+    /// `i % clients.len()`.
+    pub clients: &'a [GatewayClient],
+    /// The caller's documents; each worker walks through all of them,
+    /// starting at its own offset.
+    pub documents: &'a [String],
+    /// Whether the gateway runs with its document row cache.
+    pub row_cache: bool,
+}
+
+/// Runs `rpc` at `concurrency` for `duration` against `target`.
 pub async fn run_level(
-    clients: &[GatewayClient],
+    target: &Target<'_>,
     rpc: Rpc,
-    document_id: &str,
     concurrency: usize,
     duration: Duration,
 ) -> anyhow::Result<LevelResult> {
+    let clients = target.clients;
     anyhow::ensure!(!clients.is_empty(), "no connection");
+    anyhow::ensure!(!target.documents.is_empty(), "no document");
     let started = Instant::now();
     let deadline = started + duration;
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..concurrency {
         let client = clients[worker % clients.len()].clone();
-        let document_id = document_id.to_owned();
-        workers.spawn(async move { work(client, rpc, document_id, deadline).await });
+        let mut documents = target.documents.to_vec();
+        documents.rotate_left(worker % target.documents.len());
+        workers.spawn(async move { work(client, rpc, documents, deadline).await });
     }
     let mut latencies = Vec::new();
     let mut errors = 0;
@@ -66,6 +81,7 @@ pub async fn run_level(
     Ok(LevelResult {
         rpc,
         concurrency,
+        row_cache: target.row_cache,
         requests: latencies.len(),
         errors,
         seconds,
@@ -79,14 +95,16 @@ pub async fn run_level(
 async fn work(
     mut client: GatewayClient,
     rpc: Rpc,
-    document_id: String,
+    documents: Vec<String>,
     deadline: Instant,
 ) -> (Vec<u32>, usize) {
     let mut latencies = Vec::with_capacity(4096);
     let mut errors = 0;
+    let mut next = documents.iter().cycle();
     while latencies.len() + errors < MAX_REQUESTS_PER_WORKER && Instant::now() < deadline {
+        let document_id = next.next().expect("documents is not empty");
         let started = Instant::now();
-        let ok = call(&mut client, rpc, &document_id).await;
+        let ok = call(&mut client, rpc, document_id).await;
         let micros = started.elapsed().as_micros();
         if ok {
             latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
