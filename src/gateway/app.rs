@@ -54,11 +54,6 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
 /// same connection. It bounds the unread bytes per connection.
 pub const CONNECTION_WINDOW_BYTES: u32 = MAX_STREAMS_PER_CONNECTION * STREAM_WINDOW_BYTES;
 
-/// Largest HTTP/2 frame a client may send (the protocol's default is
-/// 16 KiB): upload data arrives in fewer, larger frames, which costs both
-/// ends less per byte.
-pub const MAX_FRAME_BYTES: u32 = 256 * 1024;
-
 /// A bound, not yet serving, gateway.
 pub struct Application {
     grpc: TcpListener,
@@ -261,7 +256,6 @@ impl Application {
             .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
             .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
             .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-            .max_frame_size(Some(MAX_FRAME_BYTES))
             .add_service(health)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

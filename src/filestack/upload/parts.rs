@@ -14,24 +14,6 @@ pub fn md5_base64(bytes: &[u8]) -> String {
     STANDARD.encode(Md5::digest(bytes))
 }
 
-/// Parts at least this large are hashed on the blocking pool.
-const HASH_OFF_TASK_BYTES: usize = 256 * 1024;
-
-/// [`md5_base64`] of a part. A large part is hashed on tokio's blocking
-/// pool: the part loop and the stream it reads run on one task, and MD5
-/// (about 1.5 ms per MiB) would otherwise stall reading the next part
-/// while this one is hashed.
-pub(crate) async fn part_md5(bytes: &Bytes) -> String {
-    if bytes.len() < HASH_OFF_TASK_BYTES {
-        return md5_base64(bytes);
-    }
-    let part = bytes.clone();
-    tokio::task::spawn_blocking(move || md5_base64(&part))
-        .await
-        // Only when the runtime is shutting down: hash here instead.
-        .unwrap_or_else(|_| md5_base64(bytes))
-}
-
 /// Spare part buffers kept for reuse.
 const MAX_SPARE_BUFFERS: usize = 2;
 

@@ -14,7 +14,7 @@ use crate::filestack::error::{FilestackError, UpstreamStatus};
 use crate::filestack::http::{check_handle, join, json, send};
 use crate::filestack::policy::Security;
 use crate::filestack::retry::{backoff, retry};
-use crate::filestack::upload::parts::part_md5;
+use crate::filestack::upload::parts::md5_base64;
 use crate::filestack::upload::{StoredFile, UploadSpec};
 
 /// Where the file goes (`store` in the JSON bodies).
@@ -123,7 +123,7 @@ impl<'a> Session<'a> {
     ) -> Result<PartEtag, FilestackError> {
         let span = tracing::debug_span!("filestack.part", part = number, size = bytes.len());
         async {
-            let md5 = part_md5(&bytes).await;
+            let md5 = md5_base64(&bytes);
             let target = self.part_target(number, bytes.len(), &md5).await?;
             let headers = header_map(&target.headers)?;
             let url = if target.url.starts_with('/') {
