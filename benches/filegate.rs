@@ -68,7 +68,7 @@ impl Plan {
             sizes: if quick {
                 vec![(1, 3), (32, 1), (256, 1)]
             } else {
-                vec![(1, 15), (32, 7), (256, 5)]
+                vec![(1, 15), (32, 7), (256, 9)]
             },
             unary_levels: vec![1, 16, 64],
             unary_seconds: Duration::from_secs_f64(seconds),

@@ -71,6 +71,7 @@ async fn a_small_file_in_one_message_becomes_a_document_whose_url_serves_its_byt
     assert!(doc.id.starts_with("doc_"));
     assert!(doc.create_time.is_some());
     let mut client = gw.client().await;
+    let (hits, misses) = gw.cache_counts().await;
     let url = client
         .signed_url(gw.request(
             "alice",
@@ -82,6 +83,11 @@ async fn a_small_file_in_one_message_becomes_a_document_whose_url_serves_its_byt
         .await
         .expect("signed url")
         .into_inner();
+    assert_eq!(
+        gw.cache_counts().await,
+        (hits + 1, misses),
+        "the upload left its row in the cache"
+    );
     assert_eq!(gw.get(&url.url).await, (200, bytes));
     assert_eq!(gw.documents().await, 1);
     gw.stop().await;

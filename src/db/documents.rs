@@ -80,11 +80,14 @@ impl Database {
     /// Inserts `row`; a unique violation is reported, not raised. With a
     /// journal id, the upload's journal entry goes in the same transaction,
     /// so a stored file always has either its row or its journal entry.
+    /// The new row goes into the cache: the first SignedUrl after an
+    /// upload does not need the database.
     pub async fn insert_document(
         &self,
         row: &DocumentRow,
         journal: Option<&str>,
     ) -> Result<InsertOutcome, sqlx::Error> {
+        let ticket = self.documents.ticket();
         let sql = concat!(
             "INSERT INTO documents (",
             columns!(),
@@ -115,7 +118,10 @@ impl Database {
             tx.commit().await
         });
         match result {
-            Ok(_) => Ok(InsertOutcome::Inserted),
+            Ok(_) => {
+                self.documents.store(ticket, row);
+                Ok(InsertOutcome::Inserted)
+            }
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                 if let Some(request_id) = &row.request_id
                     && let Some(existing) = self.document_by_request(&row.owner, request_id).await?
