@@ -351,3 +351,78 @@ async fn two_gateways_on_one_postgres_evict_each_others_changed_and_deleted_docu
     b.stop().await;
     database.drop_database().await;
 }
+
+#[tokio::test]
+async fn a_replica_that_loses_its_listener_connection_forgets_its_cache_and_listens_again() {
+    let database = PostgresDatabase::create().await;
+    let a = TestGateway::start_on(&database.url, &[]).await;
+    let b = TestGateway::start_on(&database.url, &["--document-cache-ttl-secs", "3600"]).await;
+    let doc = upload(&a, "carol").await;
+    get_document(&b, "carol", &doc.id).await.expect("get");
+    let (hits, _) = b.cache_counts().await;
+    get_document(&b, "carol", &doc.id).await.expect("get");
+    assert!(
+        b.cache_counts().await.0 > hits,
+        "b serves the row from its cache"
+    );
+
+    // While no new connection to the database is allowed, every LISTEN
+    // connection on it (both replicas') dies, and the row is deleted and the
+    // deletion notified as `Database::delete_document` does: nobody listens,
+    // so b never hears of it, and must still stop serving the row it cached.
+    let db_admin = sqlx::PgPool::connect(&database.url).await.expect("connect");
+    let mut conn = db_admin.acquire().await.expect("a connection");
+    let server = sqlx::PgPool::connect(database.server_url())
+        .await
+        .expect("connect");
+    let name: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("name");
+    let allow = |yes: bool| format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {yes}");
+    sqlx::query(sqlx::AssertSqlSafe(allow(false)))
+        .execute(&server)
+        .await
+        .expect("refuse connections");
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .expect("terminate listeners");
+    assert!(killed.len() >= 2 && killed.iter().all(|k| *k), "{killed:?}");
+    sqlx::query(
+        "WITH gone AS (DELETE FROM documents WHERE id = $1 RETURNING id) \
+         SELECT pg_notify('filegate_documents', id) FROM gone",
+    )
+    .bind(&doc.id)
+    .execute(&mut *conn)
+    .await
+    .expect("delete");
+    sqlx::query(sqlx::AssertSqlSafe(allow(true)))
+        .execute(&server)
+        .await
+        .expect("allow connections");
+    drop(conn);
+    db_admin.close().await;
+    server.close().await;
+
+    until(&b, &doc.id, |got| {
+        got.as_ref()
+            .is_err_and(|status| status.code() == Code::NotFound)
+    })
+    .await;
+
+    // Listening again, b caches again.
+    b.wait_for_cache_live().await;
+    let other = upload(&a, "carol").await;
+    get_document(&b, "carol", &other.id).await.expect("get");
+    let (hits, _) = b.cache_counts().await;
+    get_document(&b, "carol", &other.id).await.expect("get");
+    assert!(b.cache_counts().await.0 > hits, "b caches again");
+
+    a.stop().await;
+    b.stop().await;
+    database.drop_database().await;
+}

@@ -13,12 +13,16 @@
 //!   happened since the read began (a generation counter, checked and
 //!   bumped under one lock), so a read racing a delete cannot put the
 //!   deleted row back;
-//! - entries expire after a TTL, which bounds staleness even if a
-//!   notification is lost; a reconnected listener also clears the cache.
+//! - on PostgreSQL the cache serves and stores rows only while this
+//!   process listens for the other replicas' changes: it starts suspended,
+//!   resumes (empty) once the listener is connected, is cleared when the
+//!   listener reconnects (notifications may have been lost) and suspended
+//!   when the listener fails, until it is back;
+//! - entries expire after a TTL, which bounds staleness if all else fails.
 //!
 //! Missing rows are not cached: a NOT_FOUND always asks the database.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,6 +41,9 @@ pub struct DocumentCache {
     /// Bumped by every invalidation. Held while storing a row, so a store
     /// and an invalidation never interleave.
     generation: Mutex<u64>,
+    /// Whether rows may be served and stored (see the module docs);
+    /// changed only under the generation lock.
+    live: AtomicBool,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -58,6 +65,8 @@ pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub entries: u64,
+    /// Whether rows are served and stored (see [`DocumentCache::suspend`]).
+    pub live: bool,
 }
 
 impl DocumentCache {
@@ -69,6 +78,7 @@ impl DocumentCache {
             rows: enabled.then(|| quick_cache::sync::Cache::new(entries)),
             ttl,
             generation: Mutex::new(0),
+            live: AtomicBool::new(true),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -77,6 +87,9 @@ impl DocumentCache {
     /// The cached row, if present and younger than the TTL.
     pub fn get(&self, id: &str) -> Option<DocumentRow> {
         let rows = self.rows.as_ref()?;
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
         match rows.get(id) {
             Some(cached) if cached.stored_at.elapsed() < self.ttl => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
@@ -99,7 +112,7 @@ impl DocumentCache {
     pub fn store(&self, ticket: ReadTicket, row: &DocumentRow) {
         let Some(rows) = &self.rows else { return };
         let generation = self.generation();
-        if *generation == ticket.0 {
+        if *generation == ticket.0 && self.live.load(Ordering::Acquire) {
             rows.insert(
                 row.id.clone(),
                 Cached {
@@ -121,8 +134,24 @@ impl DocumentCache {
 
     /// Forgets every row (when changes may have been missed).
     pub fn clear(&self) {
+        self.reset(true);
+    }
+
+    /// Stops serving and storing rows, and forgets them (changes made
+    /// elsewhere can no longer be heard of).
+    pub fn suspend(&self) {
+        self.reset(false);
+    }
+
+    /// Serves and stores rows again, starting empty.
+    pub fn resume(&self) {
+        self.reset(true);
+    }
+
+    fn reset(&self, live: bool) {
         let mut generation = self.generation();
         *generation += 1;
+        self.live.store(live, Ordering::Release);
         if let Some(rows) = &self.rows {
             rows.clear();
         }
@@ -141,6 +170,7 @@ impl DocumentCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             entries: self.rows.as_ref().map_or(0, |rows| rows.len() as u64),
+            live: self.live.load(Ordering::Acquire),
         }
     }
 }
@@ -188,7 +218,8 @@ mod tests {
             CacheStats {
                 hits: 1,
                 misses: 2,
-                entries: 0
+                entries: 0,
+                live: true,
             }
         );
     }
@@ -228,6 +259,25 @@ mod tests {
             std::hint::spin_loop();
         }
         assert_eq!(cache.get("d1"), None);
+    }
+
+    #[test]
+    fn a_suspended_cache_serves_and_stores_nothing_until_resumed() {
+        let cache = DocumentCache::new(16, DEFAULT_TTL);
+        cache.store(cache.ticket(), &row("d1", 1));
+        let ticket = cache.ticket();
+        cache.suspend();
+        assert_eq!(cache.get("d1"), None, "suspending forgets");
+        cache.store(ticket, &row("d2", 1));
+        cache.store(cache.ticket(), &row("d3", 1));
+        let read_while_suspended = cache.ticket();
+        cache.resume();
+        cache.store(read_while_suspended, &row("d4", 1));
+        for id in ["d1", "d2", "d3", "d4"] {
+            assert_eq!(cache.get(id), None, "{id} was not stored");
+        }
+        cache.store(cache.ticket(), &row("d5", 1));
+        assert_eq!(cache.get("d5"), Some(row("d5", 1)));
     }
 
     #[test]

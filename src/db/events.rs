@@ -244,8 +244,9 @@ impl Database {
 
     /// On PostgreSQL, a listener of every replica's changes: new events
     /// and changed documents. `None` on SQLite, where every writer is in
-    /// this process. Until the listener is connected, changes made by other
-    /// replicas can be missed, so the document cache starts empty.
+    /// this process. The document cache, suspended while nobody listens,
+    /// resumes (empty) once the listener is connected, and is suspended
+    /// again when the listener fails or is dropped.
     pub async fn listener(&self) -> Result<Option<ChangeListener>, sqlx::Error> {
         match self.pool() {
             Pool::Sqlite(_) => Ok(None),
@@ -254,7 +255,7 @@ impl Database {
                 listener
                     .listen_all([EVENTS_CHANNEL, DOCUMENTS_CHANNEL])
                     .await?;
-                self.documents.clear();
+                self.documents.resume();
                 Ok(Some(ChangeListener {
                     listener,
                     db: self.clone(),
@@ -285,9 +286,10 @@ pub enum Notification {
     Event,
     /// A document changed or went; it has left this process's cache.
     Document,
-    /// The listener reconnected: notifications may have been lost; the
-    /// document cache was cleared and event readers should read again.
-    Reconnected,
+    /// The connection was lost: notifications may have been missed. The
+    /// document cache is suspended; drop this listener and open a new one
+    /// (which resumes it), and have event readers read again.
+    Lost,
 }
 
 /// Notifications from every replica sharing the PostgreSQL database.
@@ -300,10 +302,13 @@ impl ChangeListener {
     /// The next notification. A changed document is dropped from the cache
     /// before this returns.
     pub async fn next(&mut self) -> Result<Notification, sqlx::Error> {
-        match self.listener.try_recv().await? {
+        let received = self.listener.try_recv().await.inspect_err(|_| {
+            self.db.documents.suspend();
+        })?;
+        match received {
             None => {
-                self.db.documents.clear();
-                Ok(Notification::Reconnected)
+                self.db.documents.suspend();
+                Ok(Notification::Lost)
             }
             Some(notification) if notification.channel() == DOCUMENTS_CHANNEL => {
                 self.db.documents.invalidate(notification.payload());
@@ -311,5 +316,11 @@ impl ChangeListener {
             }
             Some(_) => Ok(Notification::Event),
         }
+    }
+}
+
+impl Drop for ChangeListener {
+    fn drop(&mut self) {
+        self.db.documents.suspend();
     }
 }

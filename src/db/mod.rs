@@ -103,9 +103,14 @@ impl Database {
                 .await?;
             Pool::Sqlite(pool)
         };
+        let documents = DocumentCache::new(cache.entries, cache.ttl);
+        if let Pool::Postgres(_) = pool {
+            // Until this process listens for the other replicas' changes.
+            documents.suspend();
+        }
         let db = Database {
             pool,
-            documents: Arc::new(DocumentCache::new(cache.entries, cache.ttl)),
+            documents: Arc::new(documents),
         };
         db.migrate().await?;
         Ok(db)

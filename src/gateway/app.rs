@@ -392,13 +392,17 @@ fn metrics(admission: &UploadAdmission, db: &Database) -> String {
          filegate_document_cache_misses_total {}\n\
          # HELP filegate_document_cache_entries Document rows in the cache.\n\
          # TYPE filegate_document_cache_entries gauge\n\
-         filegate_document_cache_entries {}\n",
+         filegate_document_cache_entries {}\n\
+         # HELP filegate_document_cache_live Whether the document cache serves rows (PostgreSQL: while listening for other replicas' changes).\n\
+         # TYPE filegate_document_cache_live gauge\n\
+         filegate_document_cache_live {}\n",
         gauge.active_uploads,
         gauge.reserved_bytes,
         gauge.budget_bytes,
         cache.hits,
         cache.misses,
-        cache.entries
+        cache.entries,
+        u8::from(cache.live)
     )
 }
 

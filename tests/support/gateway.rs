@@ -118,7 +118,7 @@ impl TestGateway {
         let task = tokio::spawn(app.run_until(async move {
             let _ = stop.await;
         }));
-        TestGateway {
+        let gateway = TestGateway {
             grpc_url,
             http_url,
             emulator_url,
@@ -129,7 +129,9 @@ impl TestGateway {
             postgres,
             shutdown: Some(shutdown),
             task: Some(task),
-        }
+        };
+        gateway.wait_for_cache_live().await;
+        gateway
     }
 
     /// Stops this gateway and starts a new one on the same data dir and
@@ -178,6 +180,19 @@ impl TestGateway {
             ])
             .await;
         (active, reserved)
+    }
+
+    /// Waits (bounded) until the document cache serves rows: on PostgreSQL,
+    /// once the gateway listens for other replicas' changes.
+    pub async fn wait_for_cache_live(&self) {
+        let wait = async {
+            while self.metrics(["filegate_document_cache_live"]).await != [1] {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .expect("the document cache went live in time");
     }
 
     /// `(hits, misses)` of the document cache, from `/metrics`.
@@ -429,6 +444,11 @@ impl PostgresDatabase {
             server,
             name,
         }
+    }
+
+    /// The server's own database URL (for statements about this database).
+    pub fn server_url(&self) -> &str {
+        &self.server
     }
 
     /// Drops the database (after every gateway on it stopped).

@@ -28,17 +28,24 @@ async fn listen(db: &Database, feed: &EventFeed) {
             Ok(Some(mut listener)) => {
                 // Anything committed while nobody listened is read now.
                 feed.wake();
-                loop {
+                let lost = loop {
                     match listener.next().await {
                         // The listener itself dropped the document from
                         // the cache.
                         Ok(Notification::Document) => {}
-                        Ok(Notification::Event | Notification::Reconnected) => feed.wake(),
+                        Ok(Notification::Event) => feed.wake(),
+                        Ok(Notification::Lost) => break true,
                         Err(error) => {
                             tracing::warn!(%error, "event listener failed; listening again");
-                            break;
+                            break false;
                         }
                     }
+                };
+                drop(listener);
+                if lost {
+                    // A dropped connection: listen again at once.
+                    tracing::info!("event listener lost its connection; listening again");
+                    continue;
                 }
             }
             Err(error) => tracing::warn!(%error, "cannot listen for events"),
