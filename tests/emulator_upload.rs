@@ -397,3 +397,26 @@ async fn without_security_uploads_need_no_policy() {
     let emu = start(open).await;
     assert_eq!(start_with(&emu.base, None, API_KEY).await.0, 200);
 }
+
+#[tokio::test]
+async fn complete_echoes_the_upload_tags_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let start = start_upload(&client, &emu.base, 5, false).await;
+    let put = put_chunk(&client, &emu.base, &start, 1, None, b"12345".to_vec()).await;
+    let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+    let security = sign(&policy(&[Call::Pick]));
+    let mut body = session(&start);
+    body["size"] = json!(5);
+    body["parts"] = json!([{"part_number": 1, "etag": etag}]);
+    body["upload_tags"] = json!({"suite": "sdk-js", "run": "1"});
+    body["policy"] = json!(security.policy);
+    body["signature"] = json!(security.signature);
+    let url = format!("{}/multipart/complete", emu.base);
+    let (status, done) = post_json(&client, &url, &body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["upload_tags"], json!({"suite": "sdk-js", "run": "1"}));
+    let untagged = upload(&client, &emu.base, b"no tags", 5 * MIB).await;
+    assert!(untagged.get("upload_tags").is_none(), "{untagged}");
+}

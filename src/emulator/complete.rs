@@ -64,7 +64,7 @@ pub async fn complete(State(state): State<Shared>, req: Request) -> Result<Json<
         .map_err(ApiError::internal)?;
     tracing::info!(handle, size = meta.size, "multipart upload stored");
     state.notify("fp.upload", upload_event(&state, &meta));
-    Ok(Json(json!({
+    let mut answer = json!({
         "handle": meta.handle,
         "url": state.cdn_url(&meta.handle),
         "filename": meta.filename,
@@ -73,7 +73,12 @@ pub async fn complete(State(state): State<Shared>, req: Request) -> Result<Json<
         "status": "Stored",
         "container": meta.container,
         "key": meta.key,
-    })))
+    });
+    // The JS SDK exposes the echoed tags as the uploaded file's `uploadTags`.
+    if let Some(tags) = fields.get("upload_tags").filter(|t| t.is_object()) {
+        answer["upload_tags"] = tags.clone();
+    }
+    Ok(Json(answer))
 }
 
 /// The `fp.upload` webhook text of a stored file.
