@@ -164,3 +164,52 @@ async fn latency_is_added_and_clearing_disarms_every_fault() {
     let url = format!("{}/_emulator/faults", emu.base);
     assert_eq!(post_json(&client, &url, &bad).await.0, 400);
 }
+
+#[tokio::test]
+async fn an_injected_status_answers_after_the_whole_body_and_keeps_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    arm(
+        &client,
+        &emu.base,
+        json!({"route": "part_put", "status": 500}),
+    )
+    .await;
+    // A body far larger than the socket buffers: a server answering before
+    // reading it and closing would break this write (the JS SDK then dies
+    // of an unhandled EPIPE instead of retrying the part).
+    let size = 32 * 1024 * 1024;
+    let addr = emu.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /s3/unknown?partNumber=1&offset=0 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {size}\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket
+        .write_all(&vec![b'x'; size])
+        .await
+        .expect("the whole body is read before the injected answer");
+    let next = format!("GET /_emulator/stats HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    socket.write_all(next.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buf = vec![0; 64 * 1024];
+    let read_both = async {
+        while !String::from_utf8_lossy(&seen).contains("HTTP/1.1 200") {
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed after: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read_both)
+        .await
+        .expect("both answers within 30 s");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+}

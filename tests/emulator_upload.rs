@@ -397,3 +397,81 @@ async fn without_security_uploads_need_no_policy() {
     let emu = start(open).await;
     assert_eq!(start_with(&emu.base, None, API_KEY).await.0, 200);
 }
+
+#[tokio::test]
+async fn complete_echoes_the_upload_tags_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let start = start_upload(&client, &emu.base, 5, false).await;
+    let put = put_chunk(&client, &emu.base, &start, 1, None, b"12345".to_vec()).await;
+    let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+    let security = sign(&policy(&[Call::Pick]));
+    let mut body = session(&start);
+    body["size"] = json!(5);
+    body["parts"] = json!([{"part_number": 1, "etag": etag}]);
+    body["upload_tags"] = json!({"suite": "sdk-js", "run": "1"});
+    body["policy"] = json!(security.policy);
+    body["signature"] = json!(security.signature);
+    let url = format!("{}/multipart/complete", emu.base);
+    let (status, done) = post_json(&client, &url, &body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["upload_tags"], json!({"suite": "sdk-js", "run": "1"}));
+    let untagged = upload(&client, &emu.base, b"no tags", 5 * MIB).await;
+    assert!(untagged.get("upload_tags").is_none(), "{untagged}");
+}
+
+#[tokio::test]
+async fn an_intelligent_upload_may_mix_parts_sent_whole_with_committed_parts() {
+    // The JS SDK's `intelligent: 'fallback'`: start with `fii`, parts sent
+    // whole and listed with their ETags at complete; a part whose PUT failed
+    // is sent again as chunks and committed, and is not listed.
+    let dir = tempfile::tempdir().unwrap();
+    let emu = start(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let data = pattern(1500, 3);
+    let start = start_upload(&client, &emu.base, data.len(), true).await;
+    let whole = put_chunk(&client, &emu.base, &start, 1, None, data[..1000].to_vec()).await;
+    assert_eq!(whole.status(), 200);
+    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    let chunk = put_chunk(
+        &client,
+        &emu.base,
+        &start,
+        2,
+        Some(0),
+        data[1000..].to_vec(),
+    )
+    .await;
+    assert_eq!(chunk.status(), 200);
+    let security = sign(&policy(&[Call::Pick]));
+    let mut body = session(&start);
+    body["fii"] = json!(true);
+    body["size"] = json!(data.len());
+    body["parts"] = json!([{"part_number": 1, "etag": etag}]);
+    body["policy"] = json!(security.policy);
+    body["signature"] = json!(security.signature);
+    let complete_url = format!("{}/multipart/complete", emu.base);
+    let (status, refused) = post_json(&client, &complete_url, &body).await;
+    assert_eq!(
+        status, 400,
+        "part 2 is neither listed nor committed: {refused}"
+    );
+    let mut commit = session(&start);
+    commit["part"] = json!(2);
+    commit["size"] = json!(data.len());
+    let commit_url = format!("{}/multipart/commit", emu.base);
+    assert_eq!(post_json(&client, &commit_url, &commit).await.0, 200);
+    let (status, done) = post_json(&client, &complete_url, &body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["size"], data.len());
+    let handle = done["handle"].as_str().unwrap();
+    let read = sign(&policy(&[Call::Read]));
+    let response = client
+        .get(format!("{}/api/file/{handle}", emu.base))
+        .query(&support::query(&read))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.bytes().await.unwrap() == data);
+}

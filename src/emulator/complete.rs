@@ -64,7 +64,7 @@ pub async fn complete(State(state): State<Shared>, req: Request) -> Result<Json<
         .map_err(ApiError::internal)?;
     tracing::info!(handle, size = meta.size, "multipart upload stored");
     state.notify("fp.upload", upload_event(&state, &meta));
-    Ok(Json(json!({
+    let mut answer = json!({
         "handle": meta.handle,
         "url": state.cdn_url(&meta.handle),
         "filename": meta.filename,
@@ -73,7 +73,12 @@ pub async fn complete(State(state): State<Shared>, req: Request) -> Result<Json<
         "status": "Stored",
         "container": meta.container,
         "key": meta.key,
-    })))
+    });
+    // The JS SDK exposes the echoed tags as the uploaded file's `uploadTags`.
+    if let Some(tags) = fields.get("upload_tags").filter(|t| t.is_object()) {
+        answer["upload_tags"] = tags.clone();
+    }
+    Ok(Json(answer))
 }
 
 /// The `fp.upload` webhook text of a stored file.
@@ -91,7 +96,8 @@ pub fn upload_event(state: &Shared, meta: &FileMeta) -> Value {
 }
 
 /// The chunk files to concatenate, in order, after checking that parts
-/// 1..n are all there, match the given ETags and add up to the size.
+/// 1..n are all there, match the given ETags (or, unlisted in an intelligent
+/// upload, were committed) and add up to the size.
 fn check_parts(
     state: &Shared,
     id: &str,
@@ -99,12 +105,15 @@ fn check_parts(
     fields: &Fields,
 ) -> Result<Vec<PathBuf>, ApiError> {
     let given = given_parts(fields.get("parts"))?;
-    let fii = given.is_empty() && (upload.fii || fields.bool("fii") == Some(true));
-    let numbers: Vec<u32> = if fii {
-        upload.parts.keys().copied().collect()
-    } else {
-        given.keys().copied().collect()
-    };
+    // Intelligent ingestion completes every part received: committed ones,
+    // and parts sent whole and listed with their ETag (the JS SDK's fallback
+    // mode lists those, and only those).
+    let fii = upload.fii || fields.bool("fii") == Some(true);
+    let mut numbers: Vec<u32> = given.keys().copied().collect();
+    if fii {
+        numbers.extend(upload.parts.keys().filter(|n| !given.contains_key(n)));
+        numbers.sort_unstable();
+    }
     if numbers.is_empty() || numbers.iter().zip(1..).any(|(n, want)| *n != want) {
         return Err(ApiError::bad_request("invalid params: parts"));
     }
@@ -114,7 +123,8 @@ fn check_parts(
         let part = upload.parts.get(&number).ok_or_else(|| {
             ApiError::bad_request(format!("invalid params: parts: part {number} is missing"))
         })?;
-        total += check_part(number, part, given.get(&number), fii)?;
+        let etag = given.get(&number);
+        total += check_part(number, part, etag, fii && etag.is_none())?;
         for offset in part.chunks.keys() {
             files.push(chunk_path(state, id, number, *offset));
         }
@@ -126,11 +136,16 @@ fn check_parts(
     Ok(files)
 }
 
-/// The size of one part, after checking it is whole, committed (FII) and
-/// has the ETag the client gave (checked for single-chunk parts, whose ETag
-/// is the MD5 of their bytes).
-fn check_part(number: u32, part: &Part, etag: Option<&String>, fii: bool) -> Result<u64, ApiError> {
-    if fii && !part.committed {
+/// The size of one part, after checking it is whole, committed (when
+/// `must_commit`) and has the ETag the client gave (checked for single-chunk
+/// parts, whose ETag is the MD5 of their bytes).
+fn check_part(
+    number: u32,
+    part: &Part,
+    etag: Option<&String>,
+    must_commit: bool,
+) -> Result<u64, ApiError> {
+    if must_commit && !part.committed {
         return Err(ApiError::bad_request(format!(
             "invalid params: parts: part {number} was not committed"
         )));

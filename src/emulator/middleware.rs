@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::emulator::conn::Conn;
@@ -47,9 +47,11 @@ async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next
         tokio::time::sleep(latency).await;
     }
     if action.accepted {
+        drain(req).await;
         return StatusCode::ACCEPTED.into_response();
     }
     if let Some(status) = action.status {
+        drain(req).await;
         return ApiError::new(status, "injected fault").into_response();
     }
     let Some(budget) = action.cut_after_bytes else {
@@ -70,6 +72,14 @@ async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next
     let (parts, body) = response.into_parts();
     let body = Body::from_stream(Cut::new(body.into_data_stream(), budget, conn));
     Response::from_parts(parts, body)
+}
+
+/// Reads and discards a request body, so an injected answer comes after the
+/// whole request, as a real handler's would: answering first and closing the
+/// connection under a client still sending is what `cut_after_bytes` is for.
+async fn drain(req: Request) {
+    let mut body = req.into_body().into_data_stream();
+    while let Some(Ok(_)) = body.next().await {}
 }
 
 /// A body stream that lets `budget` bytes through, then kills the
