@@ -1,6 +1,8 @@
 //! The multipart upload of the Filestack client against the real emulator,
 //! over HTTP on 127.0.0.1:0.
 
+#[path = "support/emulator.rs"]
+mod emulator;
 #[path = "support/client.rs"]
 mod support;
 

@@ -1,6 +1,8 @@
 //! Transport failures seen by the Filestack client: cut connections, slow
 //! answers, endless 202s and a closed port.
 
+#[path = "support/emulator.rs"]
+mod emulator;
 #[path = "support/client.rs"]
 mod support;
 

@@ -1,50 +1,35 @@
-//! A real emulator on `127.0.0.1:0`, a client pointed at it, and helpers to
-//! arm faults and read statistics over HTTP.
+//! A real emulator on `127.0.0.1:0` (started by `emulator.rs`, which the
+//! including test declares as `mod emulator`), a client pointed at it, and
+//! helpers to arm faults and read statistics over HTTP.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use filegate::emulator::{Emulator, EmulatorConfig};
 use filegate::filestack::{FilestackClient, FilestackConfig, RetryPolicy};
 use filegate::secret::Secret;
 use futures_util::Stream;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
-pub const API_KEY: &str = "test-api-key";
-pub const APP_SECRET: &str = "test-app-secret";
+use crate::emulator::{self, API_KEY, APP_SECRET, Running};
+
 pub const MIB: usize = 1024 * 1024;
 
 /// An emulator serving from a temporary folder until dropped.
 pub struct TestEmulator {
     pub base_url: String,
     http: reqwest::Client,
-    _shutdown: oneshot::Sender<()>,
+    _running: Running,
     _dir: tempfile::TempDir,
 }
 
 impl TestEmulator {
     pub async fn start() -> TestEmulator {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = EmulatorConfig {
-            data_dir: dir.path().to_path_buf(),
-            api_key: API_KEY.to_owned(),
-            app_secret: Secret::new(APP_SECRET),
-            security: true,
-            webhook: None,
-        };
-        let addr: SocketAddr = "127.0.0.1:0".parse().expect("address");
-        let emulator = Emulator::bind(addr, config).await.expect("emulator binds");
-        let base_url = emulator.base_url();
-        let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(emulator.serve(async move {
-            let _ = stop.await;
-        }));
+        let running = emulator::start(emulator::config(dir.path())).await;
         TestEmulator {
-            base_url,
+            base_url: running.base.clone(),
             http: reqwest::Client::new(),
-            _shutdown: shutdown,
+            _running: running,
             _dir: dir,
         }
     }
