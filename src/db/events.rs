@@ -246,7 +246,8 @@ impl Database {
     /// and changed documents. `None` on SQLite, where every writer is in
     /// this process. The document cache, suspended while nobody listens,
     /// resumes (empty) once the listener is connected, and is suspended
-    /// again when the listener fails or is dropped.
+    /// again when the listener fails or is dropped: keep one per process
+    /// (the event relay's), and drop it before opening the next.
     pub async fn listener(&self) -> Result<Option<ChangeListener>, sqlx::Error> {
         match self.pool() {
             Pool::Sqlite(_) => Ok(None),
