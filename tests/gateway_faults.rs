@@ -201,6 +201,36 @@ async fn a_client_that_cancels_mid_stream_leaves_nothing_and_frees_its_budget() 
 }
 
 #[tokio::test]
+async fn a_call_cancelled_while_its_journal_entry_is_written_leaves_no_entry() {
+    let gw = TestGateway::start_with(&["--upload-memory-budget-bytes", ONE_UPLOAD_BUDGET]).await;
+    // Writing a journal entry takes about half a second, so the call below
+    // is cancelled while its entry is being written.
+    gw.execute(
+        "CREATE TRIGGER slow_journal BEFORE INSERT ON upload_journal BEGIN \
+         SELECT count(*) FROM (WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL \
+         SELECT x + 1 FROM n WHERE x < 2000000) SELECT x FROM n); END;",
+        "CREATE FUNCTION slow_journal() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.5); \
+         RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER slow_journal BEFORE INSERT \
+         ON upload_journal FOR EACH ROW EXECUTE FUNCTION slow_journal();",
+    )
+    .await;
+    let upload = open_upload(&gw, 12 * MIB).await;
+    gw.wait_for_active_uploads(1).await;
+    upload.call.abort();
+    drop(upload.tx);
+    // The next upload needs the cancelled one's budget, and its own entry
+    // is as slow to write: by the time it is stored, the cancelled call's
+    // entry has been written, and must have been removed again.
+    let bytes = data(8 * MIB);
+    let doc = upload_all(&gw, &bytes)
+        .await
+        .expect("the next upload gets the budget");
+    assert_eq!(nothing_left(&gw).await, (1, 1, 0));
+    assert!(download(&gw, &doc).await == bytes);
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn past_the_budget_an_upload_gets_resource_exhausted_with_retry_info() {
     let gw = TestGateway::start_with(&[
         "--upload-memory-budget-bytes",

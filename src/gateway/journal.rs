@@ -39,6 +39,11 @@ impl UploadJournal {
     /// Writes the entry; the database being down fails the upload before a
     /// byte flows. The entry keeps the upload's admission until it is
     /// settled.
+    ///
+    /// The write runs on its own task: if the call is cancelled while the
+    /// entry is being written, the write still finishes and the guard it
+    /// yields, dropped unread, removes the entry again (a dropped query
+    /// future could otherwise commit an entry nobody settles).
     pub async fn open(
         gateway: &Gateway,
         owner: &OwnerId,
@@ -46,18 +51,21 @@ impl UploadJournal {
         admitted: Admitted,
     ) -> Result<Self, GatewayError> {
         let id = DocumentId::generate().as_str().replacen("doc_", "upl_", 1);
-        gateway
-            .db
-            .journal_start(&id, owner.as_str(), filename.as_str(), now_micros())
-            .await?;
-        Ok(Self {
-            db: gateway.db.clone(),
-            filestack: gateway.filestack.clone(),
-            id,
-            handle: None,
-            armed: true,
-            admitted: Some(admitted),
-        })
+        let (db, filestack) = (gateway.db.clone(), gateway.filestack.clone());
+        let (owner, filename) = (owner.as_str().to_owned(), filename.as_str().to_owned());
+        let write = tokio::spawn(async move {
+            db.journal_start(&id, &owner, &filename, now_micros())
+                .await?;
+            Ok::<_, GatewayError>(Self {
+                db,
+                filestack,
+                id,
+                handle: None,
+                armed: true,
+                admitted: Some(admitted),
+            })
+        });
+        write.await.map_err(GatewayError::internal)?
     }
 
     pub fn id(&self) -> &str {
