@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use filegate::pb::v1 as pb;
-use support::{PostgresDatabase, TestGateway, data, unix_now};
+use support::{PostgresDatabase, TestGateway, data, poll_until, unix_now};
 use tonic::{Code, Streaming};
 
 /// Longest wait for an event that must come.
@@ -269,22 +269,6 @@ async fn two_gateways_on_one_postgres_share_events_in_order_and_resume_without_l
     database.drop_database().await;
 }
 
-async fn get_document(
-    gw: &TestGateway,
-    sub: &str,
-    id: &str,
-) -> Result<pb::Document, tonic::Status> {
-    let request = pb::GetDocumentRequest {
-        document_id: id.to_owned(),
-    };
-    let response = gw
-        .client()
-        .await
-        .get_document(gw.request(sub, request))
-        .await?;
-    Ok(response.into_inner().document.expect("document"))
-}
-
 /// Asks `gw` for the document until `seen` holds for the answer (bounded:
 /// another replica's change arrives as a notification, asynchronously).
 async fn until(
@@ -292,14 +276,10 @@ async fn until(
     id: &str,
     seen: impl Fn(&Result<pb::Document, tonic::Status>) -> bool,
 ) {
-    let poll = async {
-        while !seen(&get_document(gw, "carol", id).await) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(PATIENCE, poll)
-        .await
-        .expect("the other replica's change seen in time");
+    poll_until(PATIENCE, "the other replica's change seen", || async {
+        seen(&gw.get_document("carol", id).await)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -312,8 +292,8 @@ async fn two_gateways_on_one_postgres_evict_each_others_changed_and_deleted_docu
     let doc = upload(&a, "carol").await;
 
     let (hits_before, _) = b.cache_counts().await;
-    get_document(&b, "carol", &doc.id).await.expect("get");
-    let cached = get_document(&b, "carol", &doc.id).await.expect("get");
+    b.get_document("carol", &doc.id).await.expect("get");
+    let cached = b.get_document("carol", &doc.id).await.expect("get");
     assert_eq!(cached.size_bytes, 500);
     assert!(
         b.cache_counts().await.0 > hits_before,
@@ -358,9 +338,9 @@ async fn a_replica_that_loses_its_listener_connection_forgets_its_cache_and_list
     let a = TestGateway::start_on(&database.url, &[]).await;
     let b = TestGateway::start_on(&database.url, &["--document-cache-ttl-secs", "3600"]).await;
     let doc = upload(&a, "carol").await;
-    get_document(&b, "carol", &doc.id).await.expect("get");
+    b.get_document("carol", &doc.id).await.expect("get");
     let (hits, _) = b.cache_counts().await;
-    get_document(&b, "carol", &doc.id).await.expect("get");
+    b.get_document("carol", &doc.id).await.expect("get");
     assert!(
         b.cache_counts().await.0 > hits,
         "b serves the row from its cache"
@@ -417,9 +397,9 @@ async fn a_replica_that_loses_its_listener_connection_forgets_its_cache_and_list
     // Listening again, b caches again.
     b.wait_for_cache_live().await;
     let other = upload(&a, "carol").await;
-    get_document(&b, "carol", &other.id).await.expect("get");
+    b.get_document("carol", &other.id).await.expect("get");
     let (hits, _) = b.cache_counts().await;
-    get_document(&b, "carol", &other.id).await.expect("get");
+    b.get_document("carol", &other.id).await.expect("get");
     assert!(b.cache_counts().await.0 > hits, "b caches again");
 
     a.stop().await;

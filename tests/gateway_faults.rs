@@ -7,7 +7,7 @@ mod support;
 
 use filegate::pb::v1 as pb;
 use serde_json::json;
-use support::{MIB, TestGateway, data};
+use support::{MIB, TestGateway, data, reason};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
@@ -60,14 +60,6 @@ async fn open_upload(gw: &TestGateway, size: usize) -> OpenUpload {
             .map(|r| r.into_inner().document.expect("document"))
     });
     OpenUpload { tx, call }
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
 }
 
 async fn nothing_left(gw: &TestGateway) -> (i64, u64, i64) {
@@ -185,19 +177,25 @@ async fn a_client_that_cancels_mid_stream_leaves_nothing_and_frees_its_budget() 
     for chunk in data(6 * MIB).chunks(MIB) {
         upload.tx.send(data_message(chunk)).await.unwrap();
     }
+    cancel_then_upload_next(&gw, upload).await;
+    gw.stop().await;
+}
+
+/// Cancels `upload` once admitted, then uploads 8 MiB more: the cancelled
+/// upload reserved 12 + 6 MiB of the 31, the next one reserves 14, and so
+/// waits until the cancelled one has cleaned up and given its bytes back.
+/// Afterwards only the second upload is left, and no upload holds memory.
+async fn cancel_then_upload_next(gw: &TestGateway, upload: OpenUpload) {
     gw.wait_for_active_uploads(1).await;
     upload.call.abort();
     drop(upload.tx);
-    // The cancelled upload reserved 12 + 6 MiB of the 31; the next one
-    // declares 8 MiB, reserves 14, and so waits until the cancelled one has cleaned up and given its bytes back.
     let bytes = data(8 * MIB);
-    let doc = upload_all(&gw, &bytes)
+    let doc = upload_all(gw, &bytes)
         .await
         .expect("the next upload gets the budget");
-    assert_eq!(nothing_left(&gw).await, (1, 1, 0));
+    assert_eq!(nothing_left(gw).await, (1, 1, 0));
     assert_eq!(gw.upload_gauges().await, (0, 0), "no upload holds memory");
-    assert!(download(&gw, &doc).await == bytes);
-    gw.stop().await;
+    assert!(download(gw, &doc).await == bytes);
 }
 
 #[tokio::test]
@@ -215,18 +213,10 @@ async fn a_call_cancelled_while_its_journal_entry_is_written_leaves_no_entry() {
     )
     .await;
     let upload = open_upload(&gw, 12 * MIB).await;
-    gw.wait_for_active_uploads(1).await;
-    upload.call.abort();
-    drop(upload.tx);
-    // The next upload needs the cancelled one's budget, and its own entry
-    // is as slow to write: by the time it is stored, the cancelled call's
-    // entry has been written, and must have been removed again.
-    let bytes = data(8 * MIB);
-    let doc = upload_all(&gw, &bytes)
-        .await
-        .expect("the next upload gets the budget");
-    assert_eq!(nothing_left(&gw).await, (1, 1, 0));
-    assert!(download(&gw, &doc).await == bytes);
+    // The next upload's own entry is as slow to write: by the time it is
+    // stored, the cancelled call's entry has been written, and must have
+    // been removed again.
+    cancel_then_upload_next(&gw, upload).await;
     gw.stop().await;
 }
 

@@ -18,7 +18,7 @@ use filegate::pb::v1 as pb;
 use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
 use filegate::secret::Secret;
 use rand::distr::{Alphanumeric, SampleString};
-use support::{MIB, data, png, sha256_hex, unix_now};
+use support::{MIB, SERVE_ON_PORT_ZERO, data, png, sha256_hex, unix_now};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -69,14 +69,8 @@ fn word_after(line: &str, prefix: &str) -> Option<String> {
 async fn serve(dir: &Path, jwt_secret: &str, webhook_secret: &str, json: bool) -> Served {
     let data_dir = dir.to_str().expect("utf-8 temp dir");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_filegate"))
-        .args([
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--emulator-listen", "127.0.0.1:0", "--data-dir", data_dir])
+        .args(SERVE_ON_PORT_ZERO)
+        .args(["--data-dir", data_dir])
         .args(["--part-size", "5242880", "--jwt-secret", jwt_secret])
         .env("FILESTACK_WEBHOOK_SECRET", webhook_secret)
         .env("RUST_LOG", "trace")

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filegate::pb::v1 as pb;
 use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
 use filegate::secret::Secret;
-use support::TestGateway;
+use support::{SERVE_ON_PORT_ZERO, TestGateway};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -290,17 +290,8 @@ async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_toke
     let data_dir = dir.path().to_str().unwrap();
     let bin = env!("CARGO_BIN_EXE_filegate");
     let mut child = tokio::process::Command::new(bin)
-        .args([
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--emulator-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir,
-        ])
+        .args(SERVE_ON_PORT_ZERO)
+        .args(["--data-dir", data_dir])
         .env_remove("FILESTACK_API_KEY")
         .env_remove("DATABASE_URL")
         .env_remove("FILEGATE_JWT_SECRET")

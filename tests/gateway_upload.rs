@@ -4,7 +4,7 @@
 mod support;
 
 use filegate::pb::v1::{SignedUrlRequest, UploadRequest, UploadSpec, upload_request};
-use support::{MIB, TestGateway, data, sha256_hex};
+use support::{MIB, TestGateway, data, reason, sha256_hex};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -42,14 +42,6 @@ async fn upload(
         .upload(request)
         .await
         .map(|r| r.into_inner().document.expect("document"))
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_error_details()
-        .error_info()
-        .map(|i| i.reason.clone())
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -214,28 +214,12 @@ async fn without_a_webhook_secret_every_delivery_is_refused() {
     server.abort();
 }
 
-async fn get_document(
-    gw: &TestGateway,
-    sub: &str,
-    id: &str,
-) -> Result<pb::Document, tonic::Status> {
-    let request = pb::GetDocumentRequest {
-        document_id: id.to_owned(),
-    };
-    let response = gw
-        .client()
-        .await
-        .get_document(gw.request(sub, request))
-        .await?;
-    Ok(response.into_inner().document.expect("document"))
-}
-
 /// Reads the document twice, so the second read comes from the cache, and
 /// checks that it did: a delivery must then reach past the cache.
 async fn read_until_cached(gw: &TestGateway, id: &str) -> pb::Document {
     let (hits_before, _) = gw.cache_counts().await;
-    get_document(gw, "alice", id).await.expect("get");
-    let doc = get_document(gw, "alice", id).await.expect("get");
+    gw.get_document("alice", id).await.expect("get");
+    let doc = gw.get_document("alice", id).await.expect("get");
     let (hits_after, _) = gw.cache_counts().await;
     assert!(hits_after > hits_before, "the second read was a cache hit");
     doc
@@ -250,7 +234,7 @@ async fn fp_delete_for_a_registered_handle_removes_the_document() {
     let body = delivery("del-1", "fp.delete", serde_json::json!({ "url": url }));
     assert_eq!(gw.deliver(&body).await, 200);
     assert_eq!(gw.documents().await, 0);
-    let status = get_document(&gw, "alice", &doc.id).await.expect_err("gone");
+    let status = gw.get_document("alice", &doc.id).await.expect_err("gone");
     assert_eq!(
         status.code(),
         tonic::Code::NotFound,
@@ -277,7 +261,7 @@ async fn fp_overwrite_updates_the_documents_size_and_type() {
         gw.deliver(&delivery("ow-1", "fp.overwrite", text)).await,
         200
     );
-    let got = get_document(&gw, "alice", &doc.id).await.expect("get");
+    let got = gw.get_document("alice", &doc.id).await.expect("get");
     assert_eq!(got.size_bytes, 12345);
     assert_eq!(got.content_type, "text/plain");
     gw.stop().await;

@@ -11,15 +11,54 @@ use clap::Parser;
 use filegate::db::{Database, Pool};
 use filegate::filestack::{FilestackClient, FilestackConfig};
 use filegate::gateway::{Application, ServeArgs, Settings};
+use filegate::pb::v1 as pb;
 use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
 use filegate::secret::Secret;
 use rand::distr::{Alphanumeric, SampleString};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 pub const JWT_SECRET: &str = "gateway-tests-jwt-secret";
 pub const MIB: usize = 1024 * 1024;
+
+/// `filegate serve` with every listener (gRPC, HTTP, embedded emulator) on
+/// a port of its own choosing.
+pub const SERVE_ON_PORT_ZERO: [&str; 7] = [
+    "serve",
+    "--grpc-listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    "127.0.0.1:0",
+    "--emulator-listen",
+    "127.0.0.1:0",
+];
+
+/// The stable reason of a status's ErrorInfo (empty without one).
+pub fn reason(status: &tonic::Status) -> String {
+    status
+        .get_error_details()
+        .error_info()
+        .map(|i| i.reason.clone())
+        .unwrap_or_default()
+}
+
+/// Awaits `done` every 10 ms until it holds, for at most `limit`.
+pub async fn poll_until<F, Fut>(limit: Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let wait = async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .unwrap_or_else(|_| panic!("{what} in time"));
+}
 
 #[derive(Parser)]
 struct Cli {
@@ -89,14 +128,8 @@ impl TestGateway {
             )
             .try_init();
         let data_dir = dir.path().to_str().expect("utf-8 temp dir").to_owned();
-        let mut argv = vec![
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--emulator-listen",
-            "127.0.0.1:0",
+        let mut argv = SERVE_ON_PORT_ZERO.to_vec();
+        argv.extend_from_slice(&[
             "--data-dir",
             &data_dir,
             "--database-url",
@@ -105,7 +138,7 @@ impl TestGateway {
             JWT_SECRET,
             "--part-size",
             "5242880",
-        ];
+        ]);
         argv.extend_from_slice(extra);
         let args = Cli::try_parse_from(argv).expect("valid flags").args;
         let settings = Settings::resolve(args).expect("settings");
@@ -185,14 +218,25 @@ impl TestGateway {
     /// Waits (bounded) until the document cache serves rows: on PostgreSQL,
     /// once the gateway listens for other replicas' changes.
     pub async fn wait_for_cache_live(&self) {
-        let wait = async {
-            while self.metrics(["filegate_document_cache_live"]).await != [1] {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        poll_until(
+            Duration::from_secs(20),
+            "the document cache went live",
+            || async { self.metrics(["filegate_document_cache_live"]).await == [1] },
+        )
+        .await;
+    }
+
+    /// GetDocument as `sub`.
+    pub async fn get_document(&self, sub: &str, id: &str) -> Result<pb::Document, tonic::Status> {
+        let request = pb::GetDocumentRequest {
+            document_id: id.to_owned(),
         };
-        tokio::time::timeout(Duration::from_secs(20), wait)
+        let response = self
+            .client()
             .await
-            .expect("the document cache went live in time");
+            .get_document(self.request(sub, request))
+            .await?;
+        Ok(response.into_inner().document.expect("document"))
     }
 
     /// `(hits, misses)` of the document cache, from `/metrics`.
@@ -208,14 +252,12 @@ impl TestGateway {
 
     /// Waits (bounded) until the gateway reports `active` uploads in progress.
     pub async fn wait_for_active_uploads(&self, active: u64) {
-        let wait = async {
-            while self.upload_gauges().await.0 != active {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(20), wait)
-            .await
-            .expect("uploads in progress reached in time");
+        poll_until(
+            Duration::from_secs(20),
+            "uploads in progress reached",
+            || async { self.upload_gauges().await.0 == active },
+        )
+        .await;
     }
 
     /// Runs `sqlite` or `postgres` SQL on the test database.
