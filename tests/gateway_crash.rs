@@ -2,6 +2,9 @@
 //! journal lets the restarted process settle what the dead one left, and the
 //! database stays consistent with Filestack.
 
+#[path = "support/gateway.rs"]
+mod support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,8 +15,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use support::{MIB, SERVE_ON_PORT_ZERO};
+
 const SECRET: &str = "crash-test-jwt-secret";
-const MIB: usize = 1024 * 1024;
 
 struct Running {
     child: Child,
@@ -24,15 +28,7 @@ struct Running {
 
 async fn serve(data_dir: &str, extra: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_filegate"))
-        .args([
-            "serve",
-            "--grpc-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--emulator-listen",
-            "127.0.0.1:0",
-        ])
+        .args(SERVE_ON_PORT_ZERO)
         .args([
             "--data-dir",
             data_dir,
