@@ -14,6 +14,8 @@
 //! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
 //! (`RUST_LOG` is passed on to them).
 
+#[path = "filegate/hashing.rs"]
+mod hashing;
 #[path = "filegate/ingest.rs"]
 mod ingest;
 #[path = "filegate/procs.rs"]
@@ -27,6 +29,7 @@ mod uploads;
 
 use std::time::{Duration, Instant};
 
+use filegate::gateway::app::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
 use filegate::gateway::auth::mint_hs256;
 use filegate::secret::Secret;
 
@@ -119,7 +122,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     }
     let mut ingest = None;
     if plan.runs("ingest") {
-        ingest = Some(ingest_ceiling(&payload).await?);
+        ingest = Some(ingest_ceiling(&payload, settings).await?);
     }
     let mut unary = Vec::new();
     if plan.runs("unary") {
@@ -207,25 +210,38 @@ async fn throughput(
     Ok((results, cpu / (bytes as f64 / GIB as f64)))
 }
 
-/// Section 1b: the gRPC transport alone, into a draining server in this
-/// process, with tonic's default windows and with larger ones.
-async fn ingest_ceiling(payload: &Payload) -> anyhow::Result<report::IngestResult> {
+/// Section 1b: what bounds one upload besides Filestack: the gRPC transport
+/// alone (into a draining server in this process, with tonic's default
+/// windows and with the gateway's), and hashing on one core.
+async fn ingest_ceiling(
+    payload: &Payload,
+    settings: UploadSettings,
+) -> anyhow::Result<report::IngestResult> {
     let default = ingest::Windows {
         stream: None,
         connection: None,
     };
-    let large = ingest::Windows {
-        stream: Some(4 << 20),
-        connection: Some(16 << 20),
+    let gateway = ingest::Windows {
+        stream: Some(STREAM_WINDOW_BYTES),
+        connection: Some(CONNECTION_WINDOW_BYTES),
     };
     let size = 256 * MIB;
+    let bytes = &payload.bytes()[..size];
+    let hashing = hashing::rates(bytes, settings.part_size, uploads::MESSAGE_BYTES, 5);
     let result = report::IngestResult {
         default_windows_mib_s: ingest::drain_rate(default, payload, size, 3).await?,
-        large_windows_mib_s: ingest::drain_rate(large, payload, size, 3).await?,
+        gateway_windows_mib_s: ingest::drain_rate(gateway, payload, size, 3).await?,
+        hashing,
     };
     progress(&format!(
-        "gRPC ingest into a sink: {:.0} MiB/s with default windows, {:.0} MiB/s with 4/16 MiB",
-        result.default_windows_mib_s, result.large_windows_mib_s
+        "gRPC ingest into a sink: {:.0} MiB/s with default windows, {:.0} MiB/s with the gateway's",
+        result.default_windows_mib_s, result.gateway_windows_mib_s
+    ));
+    progress(&format!(
+        "hashing: MD5 of parts {:.0} MiB/s, with SHA-256 in one pass {:.0} MiB/s, in two passes {:.0} MiB/s",
+        hashing.md5_parts_mib_s,
+        hashing.md5_and_sha256_one_pass_mib_s,
+        hashing.md5_and_sha256_two_passes_mib_s
     ));
     Ok(result)
 }

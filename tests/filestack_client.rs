@@ -9,9 +9,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use filegate::filestack::{FilestackClient, FilestackError, MetadataField, UploadSpec};
+use filegate::filestack::{
+    FilestackClient, FilestackError, MetadataField, Sha256Check, UploadSpec,
+};
 use futures_util::StreamExt;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use support::{MIB, TestEmulator, chunked, data};
 
 fn spec(filename: &str, size: Option<u64>) -> UploadSpec {
@@ -114,6 +117,56 @@ async fn a_stream_longer_than_declared_fails_and_leaves_nothing_stored() {
         "{result:?}"
     );
     let stats = emulator.stats().await;
+    assert_eq!(stats.requests("multipart_complete"), 0);
+    assert_eq!(stats.stored_files(), 0);
+}
+
+#[tokio::test]
+async fn the_sha256_of_a_multi_part_upload_is_computed_when_asked_for() {
+    let emulator = TestEmulator::start().await;
+    let client = emulator.client();
+    let bytes = data(12 * MIB + 123);
+    let expected: [u8; 32] = Sha256::digest(&bytes).into();
+    let size = Some(bytes.len() as u64);
+    for check in [Sha256Check::Compute, Sha256Check::Expect(expected)] {
+        let spec = UploadSpec {
+            sha256: check,
+            ..spec("hashed.bin", size)
+        };
+        let stored = client
+            .upload(chunked(&bytes, 100_003), spec)
+            .await
+            .expect("upload succeeds");
+        assert_eq!(stored.sha256, Some(expected), "{check:?}");
+        assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+    }
+    let stored = client
+        .upload(chunked(&bytes, 100_003), spec("plain.bin", size))
+        .await
+        .expect("upload succeeds");
+    assert_eq!(stored.sha256, None);
+}
+
+#[tokio::test]
+async fn a_stream_with_another_sha256_fails_before_complete_and_leaves_nothing_stored() {
+    let emulator = TestEmulator::start().await;
+    let bytes = data(12 * MIB + 123);
+    let mut expected: [u8; 32] = Sha256::digest(&bytes).into();
+    expected[0] ^= 0x80;
+    let spec = UploadSpec {
+        sha256: Sha256Check::Expect(expected),
+        ..spec("tampered.bin", Some(bytes.len() as u64))
+    };
+    let result = emulator
+        .client()
+        .upload(chunked(&bytes, 100_003), spec)
+        .await;
+    assert!(
+        matches!(result, Err(FilestackError::ChecksumMismatch)),
+        "{result:?}"
+    );
+    let stats = emulator.stats().await;
+    assert_eq!(stats.requests("multipart_start"), 1);
     assert_eq!(stats.requests("multipart_complete"), 0);
     assert_eq!(stats.stored_files(), 0);
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use filegate::filestack::urls::{Fit, Format, Resize, Transform};
-use filegate::filestack::{FilestackClient, FilestackError, MetadataField, StoredFile, UploadSpec};
+use filegate::filestack::{
+    FilestackClient, FilestackError, MetadataField, Sha256Check, StoredFile, UploadSpec,
+};
 use md5::{Digest, Md5};
 use serde_json::json;
 use sha2::Sha256;
@@ -124,10 +126,37 @@ async fn a_small_file_can_be_stored_in_one_request() {
         .await
         .expect("store");
     assert_eq!(stored.size, 70_000);
+    assert_eq!(stored.sha256, None);
     let url = client
         .download_url(&stored.handle, Duration::from_secs(60))
         .expect("valid handle");
     assert_eq!(emulator.get(&url).await, bytes);
+}
+
+#[tokio::test]
+async fn a_stored_file_is_checked_against_its_sha256_before_it_is_sent() {
+    let emulator = TestEmulator::start().await;
+    let client = emulator.client();
+    let bytes = Bytes::from(data(70_000));
+    let expected: [u8; 32] = Sha256::digest(&bytes).into();
+    let spec = UploadSpec {
+        sha256: Sha256Check::Expect(expected),
+        ..UploadSpec::new("note.bin", "application/octet-stream")
+    };
+    let stored = client.store(bytes.clone(), &spec).await.expect("store");
+    assert_eq!(stored.sha256, Some(expected));
+    let mut other = expected;
+    other[31] ^= 1;
+    let spec = UploadSpec {
+        sha256: Sha256Check::Expect(other),
+        ..spec
+    };
+    let error = client.store(bytes, &spec).await.unwrap_err();
+    assert!(
+        matches!(error, FilestackError::ChecksumMismatch),
+        "{error:?}"
+    );
+    assert_eq!(emulator.stats().await.stored_files(), 1);
 }
 
 #[tokio::test]

@@ -42,6 +42,11 @@ impl Payload {
         }
     }
 
+    /// All of its bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// `size` bytes as chunks of at most [`MESSAGE_BYTES`]; sizes beyond the
     /// payload repeat it.
     pub fn chunks(&self, size: usize) -> Vec<Bytes> {

@@ -35,6 +35,9 @@ pub enum FilestackError {
     /// The stream did not carry the declared number of bytes.
     #[error("declared size is {declared} bytes but the stream carried {received}")]
     SizeMismatch { declared: u64, received: u64 },
+    /// The stream's SHA-256 is not the one expected ([`crate::filestack::upload::Sha256Check::Expect`]).
+    #[error("the stream's SHA-256 is not the expected one")]
+    ChecksumMismatch,
     /// The size must be declared for files larger than one part.
     #[error("the size must be declared for files larger than one part")]
     SizeRequired,

@@ -1,6 +1,7 @@
 //! Multipart upload from an async byte stream, with bounded memory: at most
 //! `parts_in_flight` parts uploading while one more is being read.
 
+mod digests;
 mod parts;
 mod protocol;
 
@@ -15,10 +16,10 @@ use tracing::Instrument;
 use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
 use crate::filestack::error::{BoxError, FilestackError};
 use crate::filestack::policy::{Call, Policy};
-use parts::PartReader;
+use parts::{Part, PartReader};
 use protocol::{PartEtag, Session};
 
-pub use parts::md5_base64;
+pub use digests::Digests;
 
 /// How long the `pick` policy of an upload stays valid.
 pub const UPLOAD_POLICY_TTL: Duration = Duration::from_secs(3600);
@@ -36,6 +37,21 @@ pub struct UploadSpec {
     pub path: Option<String>,
     /// Storage container (bucket).
     pub container: Option<String>,
+    /// Whether the client also hashes the whole file with SHA-256.
+    pub sha256: Sha256Check,
+}
+
+/// What the client does with the SHA-256 of the file it uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sha256Check {
+    /// Nothing: only the MD5 of each part is computed (the protocol needs it).
+    #[default]
+    Off,
+    /// Compute it while the parts are cut; [`StoredFile::sha256`] has it.
+    Compute,
+    /// Compute it and compare: a different file fails with
+    /// [`FilestackError::ChecksumMismatch`] before `complete`, so nothing is stored.
+    Expect([u8; 32]),
 }
 
 impl UploadSpec {
@@ -47,6 +63,7 @@ impl UploadSpec {
             size: None,
             path: None,
             container: None,
+            sha256: Sha256Check::Off,
         }
     }
 }
@@ -60,6 +77,8 @@ pub struct StoredFile {
     pub size: u64,
     pub mimetype: String,
     pub filename: String,
+    /// The SHA-256 of the bytes sent, when [`UploadSpec::sha256`] asked for it.
+    pub sha256: Option<[u8; 32]>,
 }
 
 impl FilestackClient {
@@ -110,7 +129,7 @@ impl FilestackClient {
         E: Into<BoxError>,
     {
         let body = pin!(body);
-        let mut reader = PartReader::new(body, self.config.part_size, spec.size);
+        let mut reader = PartReader::new(body, self.config.part_size, spec.size, spec.sha256);
         let (size, first) = match spec.size {
             Some(size) => (size, None),
             None => {
@@ -118,13 +137,14 @@ impl FilestackClient {
                 if !reader.at_end().await? {
                     return Err(FilestackError::SizeRequired);
                 }
-                (first.len() as u64, Some(first))
+                (first.bytes.len() as u64, Some(first))
             }
         };
         let security = self.sign(&self.upload_policy(spec, size));
         let session = Session::start(self, spec, size, security).await?;
-        let parts = self.upload_parts(&session, reader, first).await?;
-        session.complete(parts).await
+        let (parts, sha256) = self.upload_parts(&session, reader, first).await?;
+        let stored = session.complete(parts).await?;
+        Ok(StoredFile { sha256, ..stored })
     }
 
     /// `pick` only, for at most `size` bytes, pinned to the path and container.
@@ -137,14 +157,14 @@ impl FilestackClient {
     }
 
     /// Reads parts while a slot is free and drives the uploads in flight;
-    /// returns the ETags in part order. Uploaded parts give their buffers
-    /// back to the reader.
+    /// returns the ETags in part order and the stream's SHA-256 (when asked
+    /// for). Uploaded parts give their buffers back to the reader.
     async fn upload_parts<S, E>(
         &self,
         session: &Session<'_>,
         mut reader: PartReader<S>,
-        mut first: Option<Bytes>,
-    ) -> Result<Vec<PartEtag>, FilestackError>
+        mut first: Option<Part>,
+    ) -> Result<(Vec<PartEtag>, Option<[u8; 32]>), FilestackError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: Into<BoxError>,
@@ -188,14 +208,14 @@ impl FilestackClient {
             "all parts uploaded"
         );
         done.sort_by_key(|part: &PartEtag| part.part_number);
-        Ok(done)
+        Ok((done, reader.sha256()))
     }
 }
 
 /// What one turn of the part loop saw.
 enum Step {
     /// The reader's next part (`None`: the stream is done).
-    Read(Option<Bytes>),
+    Read(Option<Part>),
     /// An upload in flight finished (`None`: none was in flight).
     Uploaded(Option<Result<(PartEtag, Bytes), FilestackError>>),
 }
@@ -204,10 +224,10 @@ enum Step {
 async fn upload_one(
     session: &Session<'_>,
     number: u32,
-    part: Bytes,
+    part: Part,
 ) -> Result<(PartEtag, Bytes), FilestackError> {
-    let etag = session.upload_part(number, part.clone()).await?;
-    Ok((etag, part))
+    let etag = session.upload_part(number, &part).await?;
+    Ok((etag, part.bytes))
 }
 
 #[cfg(test)]

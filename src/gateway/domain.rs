@@ -190,6 +190,13 @@ impl Sha256Hex {
         Sha256Hex(hex::encode(digest))
     }
 
+    /// The 32 bytes it spells.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        let mut bytes = [0; 32];
+        hex::decode_to_slice(&self.0, &mut bytes).expect("checked at parse");
+        bytes
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -3,20 +3,20 @@
 //!
 //! The gRPC stream is read one message at a time, only when the Filestack
 //! client asks for more bytes; that is what gives HTTP/2 flow control its
-//! backpressure. Bytes are counted and hashed (SHA-256) as they pass. A size
-//! or checksum problem fails the stream before Filestack's `complete`, so no
-//! file is stored; a failure after `complete` deletes the stored file.
+//! backpressure. Bytes are counted as they pass; the Filestack client hashes
+//! them (SHA-256 of the file, in the same pass as the MD5 of each part). A
+//! size or checksum problem fails the upload before Filestack's `complete`,
+//! so no file is stored; a failure after `complete` deletes the stored file.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use sha2::{Digest, Sha256};
 use tonic::Streaming;
 
 use crate::db::{DocumentRow, InsertOutcome};
-use crate::filestack::{FilestackError, StoredFile, UploadSpec};
+use crate::filestack::{FilestackError, Sha256Check, StoredFile, UploadSpec};
 use crate::gateway::app::UPLOAD_OVERHEAD_BYTES;
 use crate::gateway::domain::{ContentType, DocumentId, Filename, OwnerId, RequestId, Sha256Hex};
 use crate::gateway::error::GatewayError;
@@ -110,7 +110,6 @@ struct CheckedBytes {
     stream: Streaming<UploadRequest>,
     pending: Option<UploadRequest>,
     received: u64,
-    hasher: Sha256,
     spec: CheckedSpec,
     cap: u64,
     idle: Duration,
@@ -122,8 +121,8 @@ struct CheckedBytes {
 struct StreamOutcome {
     /// The first error of the caller's stream.
     failure: Option<GatewayError>,
-    /// Set once the whole stream was read and checked.
-    digest: Option<(Sha256Hex, u64)>,
+    /// The bytes received, once the whole stream was read and checked.
+    received: Option<u64>,
 }
 
 /// The error handed to the Filestack client when the caller's stream fails.
@@ -172,7 +171,6 @@ impl CheckedBytes {
                     received: self.received,
                 });
             }
-            self.hasher.update(&message.data);
             return Ok(Some(message.data));
         }
     }
@@ -187,7 +185,8 @@ impl CheckedBytes {
         Ok(())
     }
 
-    /// At the end of the stream: the size and checksum must hold.
+    /// At the end of the stream: the size must hold (the Filestack client
+    /// checks the SHA-256).
     fn finish(&mut self) -> Result<(), GatewayError> {
         if let Some(declared) = self.spec.size
             && declared != self.received
@@ -200,14 +199,8 @@ impl CheckedBytes {
         if self.received == 0 {
             return Err(GatewayError::invalid("data", "the file is empty"));
         }
-        let digest = Sha256Hex::from_digest(&std::mem::take(&mut self.hasher).finalize());
-        if let Some(expected) = &self.spec.sha256
-            && *expected != digest
-        {
-            return Err(GatewayError::ChecksumMismatch);
-        }
         if let Ok(mut outcome) = self.outcome.lock() {
-            outcome.digest = Some((digest, self.received));
+            outcome.received = Some(self.received);
         }
         Ok(())
     }
@@ -257,7 +250,6 @@ impl Gateway {
                 ..first
             }),
             received: 0,
-            hasher: Sha256::new(),
             spec: spec.clone(),
             cap: self.limits.max_upload_bytes,
             idle: self.limits.upload_idle_timeout,
@@ -269,13 +261,17 @@ impl Gateway {
             size: spec.size,
             path: Some(owner.upload_prefix()),
             container: None,
+            sha256: match &spec.sha256 {
+                Some(expected) => Sha256Check::Expect(expected.to_bytes()),
+                None => Sha256Check::Compute,
+            },
         };
         let result = self
             .filestack
             .upload(bytes.into_stream(), upload_spec)
             .await;
-        let (failure, digest) = match outcome.lock() {
-            Ok(mut outcome) => (outcome.failure.take(), outcome.digest.take()),
+        let (failure, received) = match outcome.lock() {
+            Ok(mut outcome) => (outcome.failure.take(), outcome.received.take()),
             Err(_) => (None, None),
         };
         let stored = match (result, failure) {
@@ -289,6 +285,10 @@ impl Gateway {
                 journal.abandon("the caller's stream failed").await;
                 return Err(failure);
             }
+            (Err(FilestackError::ChecksumMismatch), None) => {
+                journal.abandon("its SHA-256 is not spec.sha256").await;
+                return Err(GatewayError::ChecksumMismatch);
+            }
             (Err(error), None) => {
                 journal.abandon("Filestack refused the upload").await;
                 return Err(upload_error(error));
@@ -300,8 +300,15 @@ impl Gateway {
                 .await;
             return Err(error);
         }
-        let Some((digest, received)) = digest.filter(|(_, received)| *received == stored.size)
-        else {
+        let (Some(received), Some(digest)) = (received, stored.sha256) else {
+            journal
+                .abandon("the stream ended without its size or checksum")
+                .await;
+            return Err(GatewayError::internal(anyhow::anyhow!(
+                "the upload finished without the stream's size or SHA-256"
+            )));
+        };
+        if received != stored.size {
             journal
                 .abandon("the stored size differs from the bytes received")
                 .await;
@@ -309,7 +316,8 @@ impl Gateway {
                 "Filestack stored {} bytes, not the bytes received",
                 stored.size
             )));
-        };
+        }
+        let digest = Sha256Hex::from_digest(&digest);
         tracing::debug!(handle = %stored.handle, received, "upload stored");
         self.record_upload(owner, spec, stored, digest, journal)
             .await

@@ -1,17 +1,18 @@
 //! Cutting a byte stream into parts of exactly `part_size` bytes (the last
 //! one shorter), checking the declared size as bytes arrive.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use md5::{Digest, Md5};
 
 use crate::filestack::error::{BoxError, FilestackError};
+use crate::filestack::upload::Sha256Check;
+use crate::filestack::upload::digests::Digests;
 
-/// Standard base64 (padded) of the MD5 digest of `bytes`, as `/multipart/upload` wants it.
-pub fn md5_base64(bytes: &[u8]) -> String {
-    STANDARD.encode(Md5::digest(bytes))
+/// One part of the stream and the MD5 of its bytes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Part {
+    pub(crate) bytes: Bytes,
+    pub(crate) md5: [u8; 16],
 }
 
 /// Spare part buffers kept for reuse.
@@ -23,11 +24,18 @@ const MAX_SPARE_BUFFERS: usize = 2;
 ///
 /// With a declared size, each part buffer is allocated once at its exact
 /// size and filled with one copy of the stream's bytes; a chunk that crosses
-/// a part boundary is split without copying.
+/// a part boundary is split without copying. Bytes are hashed as they are
+/// copied ([`Digests`]); with [`Sha256Check::Expect`], a stream whose
+/// SHA-256 differs fails when its end is read, so the upload stops before
+/// `complete`.
 pub(crate) struct PartReader<S> {
     stream: S,
     part_size: usize,
     declared: Option<u64>,
+    digests: Digests,
+    sha256: Sha256Check,
+    /// The SHA-256 of the whole stream, once it ended (when asked for).
+    whole_sha256: Option<[u8; 32]>,
     /// Bytes read but not yet in a part: the tail of the last chunk.
     pending: Bytes,
     /// The part being filled.
@@ -46,11 +54,19 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: Into<BoxError>,
 {
-    pub(crate) fn new(stream: S, part_size: usize, declared: Option<u64>) -> Self {
+    pub(crate) fn new(
+        stream: S,
+        part_size: usize,
+        declared: Option<u64>,
+        sha256: Sha256Check,
+    ) -> Self {
         Self {
             stream,
             part_size,
             declared,
+            digests: Digests::new(sha256 != Sha256Check::Off),
+            sha256,
+            whole_sha256: None,
             pending: Bytes::new(),
             current: BytesMut::new(),
             spare: Vec::new(),
@@ -64,7 +80,7 @@ where
     /// The next part, or `None` after the last. An empty stream gives one
     /// empty part. Cancel-safe: bytes read are kept in the reader, not in
     /// the future.
-    pub(crate) async fn next_part(&mut self) -> Result<Option<Bytes>, FilestackError> {
+    pub(crate) async fn next_part(&mut self) -> Result<Option<Part>, FilestackError> {
         loop {
             self.fill_from_pending();
             if self.current.len() >= self.part_size {
@@ -89,6 +105,11 @@ where
     /// Bytes read from the stream so far.
     pub(crate) fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The SHA-256 of the whole stream, once it ended, when it was asked for.
+    pub(crate) fn sha256(&self) -> Option<[u8; 32]> {
+        self.whole_sha256
     }
 
     /// Gives back an uploaded part; its buffer is reused when no one else
@@ -118,6 +139,7 @@ where
         let room = self.part_size.saturating_sub(self.current.len());
         let bytes = self.pending.split_to(room.min(self.pending.len()));
         self.current.extend_from_slice(&bytes);
+        self.digests.update(&bytes);
     }
 
     /// A buffer for the next part: its exact size when the size was
@@ -136,23 +158,30 @@ where
         }
     }
 
-    fn take(&mut self) -> Bytes {
+    fn take(&mut self) -> Part {
         self.parts += 1;
-        let part = std::mem::take(&mut self.current).freeze();
-        self.taken += part.len() as u64;
-        part
+        let bytes = std::mem::take(&mut self.current).freeze();
+        self.taken += bytes.len() as u64;
+        Part {
+            bytes,
+            md5: self.digests.finish_part(),
+        }
     }
 
     async fn read_chunk(&mut self) -> Result<(), FilestackError> {
         match self.stream.next().await {
             None => {
                 self.ended = true;
-                match self.declared {
-                    Some(declared) if declared != self.received => {
-                        Err(FilestackError::SizeMismatch {
-                            declared,
-                            received: self.received,
-                        })
+                if let Some(declared) = self.declared.filter(|d| *d != self.received) {
+                    return Err(FilestackError::SizeMismatch {
+                        declared,
+                        received: self.received,
+                    });
+                }
+                self.whole_sha256 = self.digests.finish();
+                match (self.sha256, self.whole_sha256) {
+                    (Sha256Check::Expect(expected), Some(actual)) if expected != actual => {
+                        Err(FilestackError::ChecksumMismatch)
                     }
                     _ => Ok(()),
                 }
@@ -183,9 +212,12 @@ mod tests {
 
     use bytes::Bytes;
     use futures_util::stream;
+    use md5::Md5;
+    use sha2::{Digest, Sha256};
 
-    use super::{PartReader, md5_base64};
+    use super::PartReader;
     use crate::filestack::error::FilestackError;
+    use crate::filestack::upload::Sha256Check;
 
     const MIB: usize = 1024 * 1024;
 
@@ -197,18 +229,17 @@ mod tests {
     }
 
     async fn part_sizes(total: usize, part: usize, chunk: usize) -> Vec<usize> {
-        let mut reader =
-            PartReader::new(stream::iter(chunks(total, chunk)), part, Some(total as u64));
+        let mut reader = PartReader::new(
+            stream::iter(chunks(total, chunk)),
+            part,
+            Some(total as u64),
+            Sha256Check::Off,
+        );
         let mut sizes = Vec::new();
         while let Some(part) = reader.next_part().await.unwrap() {
-            sizes.push(part.len());
+            sizes.push(part.bytes.len());
         }
         sizes
-    }
-
-    #[test]
-    fn md5_of_hello_world_matches_the_sdk_vector() {
-        assert_eq!(md5_base64(b"hello world"), "XrY7u+Ae7tCTyyK7j1rNww==");
     }
 
     #[tokio::test]
@@ -232,10 +263,10 @@ mod tests {
 
     #[tokio::test]
     async fn parts_carry_the_stream_bytes_in_order() {
-        let mut reader = PartReader::new(stream::iter(chunks(25, 3)), 10, None);
+        let mut reader = PartReader::new(stream::iter(chunks(25, 3)), 10, None, Sha256Check::Off);
         let mut all = Vec::new();
         while let Some(part) = reader.next_part().await.unwrap() {
-            all.extend_from_slice(&part);
+            all.extend_from_slice(&part.bytes);
         }
         let expected: Vec<u8> = (0..25).map(|i| (i % 251) as u8).collect();
         assert_eq!(all, expected);
@@ -247,7 +278,7 @@ mod tests {
             Ok::<_, Infallible>(Bytes::from_static(b"12345")),
             Ok(Bytes::from_static(b"678")),
         ];
-        let mut reader = PartReader::new(stream::iter(items), 100, Some(6));
+        let mut reader = PartReader::new(stream::iter(items), 100, Some(6), Sha256Check::Off);
         let error = reader.next_part().await.unwrap_err();
         assert!(matches!(
             error,
@@ -260,9 +291,16 @@ mod tests {
 
     #[tokio::test]
     async fn fewer_bytes_than_declared_fail_at_the_end_of_the_stream() {
-        let mut reader = PartReader::new(stream::iter(chunks(20, 4)), 10, Some(21));
-        assert_eq!(reader.next_part().await.unwrap().map(|p| p.len()), Some(10));
-        assert_eq!(reader.next_part().await.unwrap().map(|p| p.len()), Some(10));
+        let mut reader =
+            PartReader::new(stream::iter(chunks(20, 4)), 10, Some(21), Sha256Check::Off);
+        assert_eq!(
+            reader.next_part().await.unwrap().map(|p| p.bytes.len()),
+            Some(10)
+        );
+        assert_eq!(
+            reader.next_part().await.unwrap().map(|p| p.bytes.len()),
+            Some(10)
+        );
         let error = reader.next_part().await.unwrap_err();
         assert!(matches!(
             error,
@@ -275,11 +313,17 @@ mod tests {
 
     #[tokio::test]
     async fn at_end_tells_whether_a_stream_fits_in_one_part() {
-        let mut exact = PartReader::new(stream::iter(chunks(10, 5)), 10, None);
-        assert_eq!(exact.next_part().await.unwrap().map(|p| p.len()), Some(10));
+        let mut exact = PartReader::new(stream::iter(chunks(10, 5)), 10, None, Sha256Check::Off);
+        assert_eq!(
+            exact.next_part().await.unwrap().map(|p| p.bytes.len()),
+            Some(10)
+        );
         assert!(exact.at_end().await.unwrap());
-        let mut longer = PartReader::new(stream::iter(chunks(11, 5)), 10, None);
-        assert_eq!(longer.next_part().await.unwrap().map(|p| p.len()), Some(10));
+        let mut longer = PartReader::new(stream::iter(chunks(11, 5)), 10, None, Sha256Check::Off);
+        assert_eq!(
+            longer.next_part().await.unwrap().map(|p| p.bytes.len()),
+            Some(10)
+        );
         assert!(!longer.at_end().await.unwrap());
         assert_eq!(longer.received(), 11);
     }
@@ -287,10 +331,18 @@ mod tests {
     #[tokio::test]
     async fn with_a_declared_size_each_part_is_allocated_at_its_exact_size() {
         let total = 25;
-        let mut reader = PartReader::new(stream::iter(chunks(total, 7)), 10, Some(25));
+        let mut reader = PartReader::new(
+            stream::iter(chunks(total, 7)),
+            10,
+            Some(25),
+            Sha256Check::Off,
+        );
         let mut capacities = Vec::new();
         while let Some(part) = reader.next_part().await.unwrap() {
-            let buffer = part.try_into_mut().expect("the reader keeps no reference");
+            let buffer = part
+                .bytes
+                .try_into_mut()
+                .expect("the reader keeps no reference");
             capacities.push((buffer.len(), buffer.capacity()));
         }
         assert_eq!(capacities, [(10, 10), (10, 10), (5, 5)]);
@@ -298,15 +350,16 @@ mod tests {
 
     #[tokio::test]
     async fn the_buffer_of_a_recycled_part_is_reused_for_the_next_one() {
-        let mut reader = PartReader::new(stream::iter(chunks(30, 5)), 10, Some(30));
-        let first = reader.next_part().await.unwrap().unwrap();
+        let mut reader =
+            PartReader::new(stream::iter(chunks(30, 5)), 10, Some(30), Sha256Check::Off);
+        let first = reader.next_part().await.unwrap().unwrap().bytes;
         let address = first.as_ptr();
         reader.recycle(first);
-        let second = reader.next_part().await.unwrap().unwrap();
+        let second = reader.next_part().await.unwrap().unwrap().bytes;
         assert_eq!(second.as_ptr(), address);
         let held = second.clone();
         reader.recycle(second);
-        let third = reader.next_part().await.unwrap().unwrap();
+        let third = reader.next_part().await.unwrap().unwrap().bytes;
         assert_ne!(
             third.as_ptr(),
             held.as_ptr(),
@@ -317,12 +370,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn parts_carry_their_md5_and_the_reader_the_sha256_of_the_stream() {
+        let total = 3 * 4096 + 100;
+        let bytes: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        let whole: [u8; 32] = Sha256::digest(&bytes).into();
+        for check in [Sha256Check::Compute, Sha256Check::Expect(whole)] {
+            let items = chunks(total, 1000);
+            let mut reader = PartReader::new(stream::iter(items), 4096, Some(total as u64), check);
+            let mut md5s = Vec::new();
+            while let Some(part) = reader.next_part().await.unwrap() {
+                assert_eq!(part.md5, <[u8; 16]>::from(Md5::digest(&part.bytes)));
+                md5s.push(part.md5);
+            }
+            assert_eq!(md5s.len(), 4);
+            assert_eq!(reader.sha256(), Some(whole));
+        }
+        let mut unasked = PartReader::new(stream::iter(chunks(10, 3)), 10, None, Sha256Check::Off);
+        while unasked.next_part().await.unwrap().is_some() {}
+        assert_eq!(unasked.sha256(), None);
+    }
+
+    #[tokio::test]
+    async fn a_stream_with_another_sha256_fails_when_its_end_is_read() {
+        let bytes: Vec<u8> = (0..20).map(|i| (i % 251) as u8).collect();
+        let mut expected: [u8; 32] = Sha256::digest(&bytes).into();
+        expected[31] ^= 1;
+        let items = chunks(20, 4);
+        let mut reader = PartReader::new(
+            stream::iter(items),
+            10,
+            Some(20),
+            Sha256Check::Expect(expected),
+        );
+        assert!(reader.next_part().await.unwrap().is_some());
+        assert!(reader.next_part().await.unwrap().is_some());
+        let error = reader.next_part().await.unwrap_err();
+        assert!(
+            matches!(error, FilestackError::ChecksumMismatch),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn a_stream_error_is_reported_as_such() {
         let items = vec![
             Ok(Bytes::from_static(b"ab")),
             Err(std::io::Error::other("gone")),
         ];
-        let mut reader = PartReader::new(stream::iter(items), 10, None);
+        let mut reader = PartReader::new(stream::iter(items), 10, None, Sha256Check::Off);
         assert!(matches!(
             reader.next_part().await,
             Err(FilestackError::Stream(_))

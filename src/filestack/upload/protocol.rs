@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
@@ -14,7 +16,7 @@ use crate::filestack::error::{FilestackError, UpstreamStatus};
 use crate::filestack::http::{check_handle, join, json, send};
 use crate::filestack::policy::Security;
 use crate::filestack::retry::{backoff, retry};
-use crate::filestack::upload::parts::md5_base64;
+use crate::filestack::upload::parts::Part;
 use crate::filestack::upload::{StoredFile, UploadSpec};
 
 /// Where the file goes (`store` in the JSON bodies).
@@ -119,11 +121,12 @@ impl<'a> Session<'a> {
     pub(crate) async fn upload_part(
         &self,
         number: u32,
-        bytes: Bytes,
+        part: &Part,
     ) -> Result<PartEtag, FilestackError> {
+        let bytes = &part.bytes;
         let span = tracing::debug_span!("filestack.part", part = number, size = bytes.len());
         async {
-            let md5 = md5_base64(&bytes);
+            let md5 = STANDARD.encode(part.md5);
             let target = self.part_target(number, bytes.len(), &md5).await?;
             let headers = header_map(&target.headers)?;
             let url = if target.url.starts_with('/') {
@@ -280,6 +283,7 @@ impl<'a> Session<'a> {
             filename: answer
                 .filename
                 .unwrap_or_else(|| self.spec.filename.clone()),
+            sha256: None,
         })
     }
 
