@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use filegate::filestack::policy::Call;
 use serde_json::{Value, json};
 use support::{
-    complete, config, pattern, policy, post_json, put_chunk, query, sign, start, start_upload,
+    complete, config, etag, pattern, policy, post_json, put_chunk, query, sign, start, start_upload,
 };
 
 async fn arm(client: &reqwest::Client, base: &str, fault: Value) {
@@ -54,7 +54,7 @@ async fn complete_answers_202_k_times_before_it_succeeds() {
     let client = reqwest::Client::new();
     let start = start_upload(&client, &emu.base, 5, false).await;
     let put = put_chunk(&client, &emu.base, &start, 1, None, b"12345".to_vec()).await;
-    let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+    let etag = etag(&put);
     let parts = json!([{"part_number": 1, "etag": etag}]);
     arm(
         &client,
@@ -125,7 +125,7 @@ async fn a_cut_part_upload_gets_no_answer_and_can_be_retried() {
     assert!(put.send().await.is_err(), "the connection must be dropped");
     let retry = put_chunk(&client, &emu.base, &start, 1, None, data.clone()).await;
     assert_eq!(retry.status(), 200);
-    let etag = retry.headers()["etag"].to_str().unwrap().to_owned();
+    let etag = etag(&retry);
     let parts = json!([{"part_number": 1, "etag": etag}]);
     let (status, _) = complete(&client, &emu.base, &start, data.len(), parts).await;
     assert_eq!(status, 200);

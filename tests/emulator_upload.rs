@@ -6,7 +6,7 @@ mod support;
 use filegate::filestack::policy::{Call, Policy, Security};
 use serde_json::{Value, json};
 use support::{
-    API_KEY, complete, config, md5_b64, pattern, policy, post_json, put_chunk, session, sign,
+    API_KEY, complete, config, etag, md5_b64, pattern, policy, post_json, put_chunk, session, sign,
     start, start_upload, upload,
 };
 
@@ -145,7 +145,7 @@ async fn complete_refuses_a_missing_part_a_wrong_etag_and_a_wrong_total_size() {
             chunk.to_vec(),
         )
         .await;
-        etags.push(response.headers()["etag"].to_str().unwrap().to_owned());
+        etags.push(etag(&response));
     }
     let part = |n: usize, etag: &str| json!({"part_number": n, "etag": etag});
     let missing = json!([part(1, &etags[0]), part(3, &etags[2])]);
@@ -288,10 +288,7 @@ async fn the_form_data_variant_with_a_parts_string_is_accepted() {
     for (name, value) in answer["headers"].as_object().unwrap() {
         put = put.header(name, value.as_str().unwrap());
     }
-    let etag = put.send().await.unwrap().headers()["etag"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let etag = etag(&put.send().await.unwrap());
     let mut complete_fields = ids;
     complete_fields.extend([("size", "11".to_owned()), ("parts", format!("1:{etag}"))]);
     let response = post("complete", complete_fields).await.unwrap();
@@ -332,10 +329,7 @@ async fn lenient_inputs_of_other_sdks_are_accepted() {
     for (name, value) in answer["headers"].as_object().unwrap() {
         put = put.header(name, value.as_str().unwrap());
     }
-    let etag = put.send().await.unwrap().headers()["etag"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let etag = etag(&put.send().await.unwrap());
     let mut done = session(&start);
     done["upload_type"] = json!("intelligent_ingestion");
     done["location_region"] = json!("us-east-1");
@@ -405,7 +399,7 @@ async fn complete_echoes_the_upload_tags_it_was_given() {
     let client = reqwest::Client::new();
     let start = start_upload(&client, &emu.base, 5, false).await;
     let put = put_chunk(&client, &emu.base, &start, 1, None, b"12345".to_vec()).await;
-    let etag = put.headers()["etag"].to_str().unwrap().to_owned();
+    let etag = etag(&put);
     let security = sign(&policy(&[Call::Pick]));
     let mut body = session(&start);
     body["size"] = json!(5);
@@ -433,7 +427,7 @@ async fn an_intelligent_upload_may_mix_parts_sent_whole_with_committed_parts() {
     let start = start_upload(&client, &emu.base, data.len(), true).await;
     let whole = put_chunk(&client, &emu.base, &start, 1, None, data[..1000].to_vec()).await;
     assert_eq!(whole.status(), 200);
-    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    let etag = etag(&whole);
     let chunk = put_chunk(
         &client,
         &emu.base,

@@ -214,22 +214,11 @@ async fn without_a_webhook_secret_every_delivery_is_refused() {
     server.abort();
 }
 
-/// Reads the document twice, so the second read comes from the cache, and
-/// checks that it did: a delivery must then reach past the cache.
-async fn read_until_cached(gw: &TestGateway, id: &str) -> pb::Document {
-    let (hits_before, _) = gw.cache_counts().await;
-    gw.get_document("alice", id).await.expect("get");
-    let doc = gw.get_document("alice", id).await.expect("get");
-    let (hits_after, _) = gw.cache_counts().await;
-    assert!(hits_after > hits_before, "the second read was a cache hit");
-    doc
-}
-
 #[tokio::test]
 async fn fp_delete_for_a_registered_handle_removes_the_document() {
     let gw = TestGateway::start().await;
     let doc = upload(&gw, "alice", "a.bin").await;
-    read_until_cached(&gw, &doc.id).await;
+    gw.read_until_cached("alice", &doc.id).await;
     let url = format!("https://cdn.filestackcontent.com/{}", doc.handle);
     let body = delivery("del-1", "fp.delete", serde_json::json!({ "url": url }));
     assert_eq!(gw.deliver(&body).await, 200);
@@ -251,7 +240,7 @@ async fn fp_delete_for_a_registered_handle_removes_the_document() {
 async fn fp_overwrite_updates_the_documents_size_and_type() {
     let gw = TestGateway::start().await;
     let doc = upload(&gw, "alice", "a.bin").await;
-    let cached = read_until_cached(&gw, &doc.id).await;
+    let cached = gw.read_until_cached("alice", &doc.id).await;
     assert_eq!(cached.size_bytes, 1000);
     let text = serde_json::json!({
         "url": format!("https://cdn.filestackcontent.com/{}", doc.handle),

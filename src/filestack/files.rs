@@ -12,7 +12,7 @@ use crate::filestack::error::FilestackError;
 use crate::filestack::http::{check_handle, join, json, send};
 use crate::filestack::policy::{Call, Policy};
 use crate::filestack::retry::retry;
-use crate::filestack::upload::{Sha256Check, StoredFile, UploadSpec};
+use crate::filestack::upload::{StoredFile, UploadSpec};
 use crate::filestack::urls::{Transform, signed_url};
 
 /// A metadata field that can be requested.
@@ -181,17 +181,11 @@ impl FilestackClient {
                 received: size,
             });
         }
-        let sha256 = match spec.sha256 {
-            Sha256Check::Off => None,
-            Sha256Check::Compute | Sha256Check::Expect(_) => {
-                Some(<[u8; 32]>::from(Sha256::digest(&bytes)))
-            }
-        };
-        if let (Sha256Check::Expect(expected), Some(actual)) = (spec.sha256, sha256)
-            && expected != actual
-        {
-            return Err(FilestackError::ChecksumMismatch);
-        }
+        let sha256 = spec
+            .sha256
+            .is_wanted()
+            .then(|| Sha256::digest(&bytes).into());
+        let sha256 = spec.sha256.verify(sha256)?;
         let mut policy = Policy::new(expiry_in(SHORT_TTL), &[Call::Pick]).with_max_size(size);
         policy.path = spec.path.as_deref().map(regex_escape);
         policy.container = spec.container.as_deref().map(regex_escape);

@@ -54,6 +54,26 @@ pub enum Sha256Check {
     Expect([u8; 32]),
 }
 
+impl Sha256Check {
+    /// Whether the SHA-256 is computed at all.
+    pub(crate) fn is_wanted(self) -> bool {
+        self != Sha256Check::Off
+    }
+
+    /// The digest computed, once compared with the expected one.
+    pub(crate) fn verify(
+        self,
+        actual: Option<[u8; 32]>,
+    ) -> Result<Option<[u8; 32]>, FilestackError> {
+        match (self, actual) {
+            (Sha256Check::Expect(expected), Some(actual)) if expected != actual => {
+                Err(FilestackError::ChecksumMismatch)
+            }
+            _ => Ok(actual),
+        }
+    }
+}
+
 impl UploadSpec {
     /// A spec with a name and a type, no size, default storage.
     pub fn new(filename: impl Into<String>, mimetype: impl Into<String>) -> Self {

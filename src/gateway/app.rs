@@ -49,9 +49,10 @@ pub const UPLOAD_OVERHEAD_BYTES: u64 = MAX_MESSAGE_BYTES as u64 + STREAM_WINDOW_
 /// default 16 KiB, a 256 MiB upload is 16 384 of each. 64 KiB frames cut the
 /// gateway's CPU per GiB uploaded by about a tenth (`cargo bench --bench
 /// filegate`). Peak memory under many concurrent uploads grows with the
-/// frame size (a frame queued for a stream that waits for admission keeps
-/// its read buffer alive): 256 KiB frames added 36 MiB to 32 concurrent
-/// uploads, 64 KiB frames stay within the budget's 32 MiB margin.
+/// frame size (likely because a frame queued for a stream that waits for
+/// admission keeps alive the read buffer it was cut from): 256 KiB frames
+/// added 36 MiB to 32 concurrent uploads; with 64 KiB frames they stayed
+/// within the budget's 32 MiB margin.
 pub const MAX_FRAME_BYTES: u32 = 64 * 1024;
 
 /// Concurrent streams (calls) on one HTTP/2 connection; a client opening

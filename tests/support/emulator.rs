@@ -156,6 +156,11 @@ pub fn session(start: &Value) -> Value {
     })
 }
 
+/// The ETag a part PUT answered.
+pub fn etag(put: &reqwest::Response) -> String {
+    put.headers()["etag"].to_str().unwrap().to_owned()
+}
+
 /// `/multipart/upload` then the PUT, for one part or chunk; returns the
 /// PUT's response.
 pub async fn put_chunk(

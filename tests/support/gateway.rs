@@ -239,6 +239,17 @@ impl TestGateway {
         Ok(response.into_inner().document.expect("document"))
     }
 
+    /// Reads the document twice as `sub`, so the second read comes from the
+    /// cache, and checks that it did: a change must then reach past the cache.
+    pub async fn read_until_cached(&self, sub: &str, id: &str) -> pb::Document {
+        self.get_document(sub, id).await.expect("get");
+        let (hits, _) = self.cache_counts().await;
+        let document = self.get_document(sub, id).await.expect("get");
+        let (hits_after, _) = self.cache_counts().await;
+        assert!(hits_after > hits, "the second read was a cache hit");
+        document
+    }
+
     /// `(hits, misses)` of the document cache, from `/metrics`.
     pub async fn cache_counts(&self) -> (u64, u64) {
         let [hits, misses] = self

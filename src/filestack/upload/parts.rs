@@ -64,7 +64,7 @@ where
             stream,
             part_size,
             declared,
-            digests: Digests::new(sha256 != Sha256Check::Off),
+            digests: Digests::new(sha256.is_wanted()),
             sha256,
             whole_sha256: None,
             pending: Bytes::new(),
@@ -178,13 +178,8 @@ where
                         received: self.received,
                     });
                 }
-                self.whole_sha256 = self.digests.finish();
-                match (self.sha256, self.whole_sha256) {
-                    (Sha256Check::Expect(expected), Some(actual)) if expected != actual => {
-                        Err(FilestackError::ChecksumMismatch)
-                    }
-                    _ => Ok(()),
-                }
+                self.whole_sha256 = self.sha256.verify(self.digests.finish())?;
+                Ok(())
             }
             Some(Err(error)) => Err(FilestackError::Stream(error.into())),
             Some(Ok(chunk)) => {
