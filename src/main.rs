@@ -36,7 +36,12 @@ struct TokenArgs {
     #[arg(long, default_value = "1h", value_parser = parse_ttl)]
     ttl: Duration,
     /// HS256 secret; default: the local-mode secret of the data dir.
-    #[arg(long, env = "FILEGATE_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FILEGATE_JWT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     jwt_secret: Option<Secret>,
     /// Data dir of a local-mode gateway.
     #[arg(long, env = "FILEGATE_DATA_DIR", default_value = "./filegate-data")]
@@ -137,4 +142,57 @@ fn say(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    /// Generated secrets (base64url, say) may begin with a hyphen.
+    const SECRET: &str = "-Yx3_secret-from-token_urlsafe";
+
+    #[test]
+    fn secrets_that_begin_with_a_hyphen_are_values_not_flags() {
+        let serve = Cli::try_parse_from([
+            "filegate",
+            "serve",
+            "--jwt-secret",
+            SECRET,
+            "--filestack-app-secret",
+            SECRET,
+            "--filestack-webhook-secret",
+            SECRET,
+        ]);
+        let Command::Serve(args) = serve.expect("serve parses").command else {
+            panic!("not serve");
+        };
+        for secret in [
+            args.jwt_secret,
+            args.filestack_app_secret,
+            args.filestack_webhook_secret,
+        ] {
+            assert_eq!(secret.expect("given").expose(), SECRET);
+        }
+        let token =
+            Cli::try_parse_from(["filegate", "token", "--jwt-secret", SECRET, "--sub", "a"]);
+        let Command::Token(args) = token.expect("token parses").command else {
+            panic!("not token");
+        };
+        assert_eq!(args.jwt_secret.expect("given").expose(), SECRET);
+        let emulator = Cli::try_parse_from([
+            "filegate",
+            "emulator",
+            "--app-secret",
+            SECRET,
+            "--webhook-secret",
+            SECRET,
+        ]);
+        let Command::Emulator(args) = emulator.expect("emulator parses").command else {
+            panic!("not emulator");
+        };
+        assert_eq!(args.app_secret.expose(), SECRET);
+        assert_eq!(args.webhook_secret.expect("given").expose(), SECRET);
+    }
 }

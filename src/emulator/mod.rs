@@ -191,14 +191,20 @@ pub struct EmulatorArgs {
         env = "FILESTACK_APP_SECRET",
         default_value = "local-app-secret",
         hide_env_values = true,
-        hide_default_value = true
+        hide_default_value = true,
+        allow_hyphen_values = true
     )]
     pub app_secret: Secret,
     /// URL to POST signed webhooks to.
     #[arg(long, env = "FILESTACK_WEBHOOK_URL", requires = "webhook_secret")]
     pub webhook_url: Option<String>,
     /// Secret that signs webhooks.
-    #[arg(long, env = "FILESTACK_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FILESTACK_WEBHOOK_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub webhook_secret: Option<Secret>,
     /// Turn policy checks off.
     #[arg(long)]

@@ -34,10 +34,20 @@ pub struct ServeArgs {
     #[arg(long, env = "FILESTACK_API_KEY")]
     pub filestack_api_key: Option<String>,
     /// Filestack app secret (signs policies). Required with an API key.
-    #[arg(long, env = "FILESTACK_APP_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FILESTACK_APP_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub filestack_app_secret: Option<Secret>,
     /// Secret of Filestack's webhook signatures.
-    #[arg(long, env = "FILESTACK_WEBHOOK_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FILESTACK_WEBHOOK_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub filestack_webhook_secret: Option<Secret>,
     /// Base URL of the File API.
     #[arg(
@@ -86,7 +96,12 @@ pub struct ServeArgs {
     #[arg(long, env = "FILEGATE_PARTS_IN_FLIGHT", default_value_t = 4)]
     pub parts_in_flight: usize,
     /// HS256 secret for caller tokens (at least 16 bytes).
-    #[arg(long, env = "FILEGATE_JWT_SECRET", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FILEGATE_JWT_SECRET",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub jwt_secret: Option<Secret>,
     /// PEM public key file for RS256/ES256 caller tokens.
     #[arg(long, env = "FILEGATE_JWT_PUBLIC_KEY")]
