@@ -22,12 +22,15 @@ pub use events::{
 };
 pub use journal::JournalRow;
 
-/// Runs the same expression on whichever pool is open.
+/// Runs the same expression on whichever pool is open. The body is an
+/// async block of its own: a `?` inside it ends the body with that error,
+/// which the caller then sees and classifies (a unique violation is an
+/// answer, not an outage), rather than returning from the caller at once.
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match $db.pool() {
-            $crate::db::Pool::Sqlite($pool) => $body,
-            $crate::db::Pool::Postgres($pool) => $body,
+            $crate::db::Pool::Sqlite($pool) => async { $body }.await,
+            $crate::db::Pool::Postgres($pool) => async { $body }.await,
         }
     };
 }
@@ -63,6 +66,48 @@ impl Default for CacheOptions {
             entries: cache::DEFAULT_ENTRIES,
             ttl: cache::DEFAULT_TTL,
         }
+    }
+}
+
+/// Whether a database error is an outage, worth retrying later (the
+/// server unreachable, the pool exhausted, a lock or a serialisation
+/// conflict, a full disk), rather than an answer (a constraint the caller's
+/// request broke, which the query's caller handles) or a bug (SQL the
+/// database refuses, a column that does not decode).
+pub fn is_outage(error: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) if error.kind() != ErrorKind::Other => false,
+        sqlx::Error::Database(error) => {
+            if let Some(error) = error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = error.code();
+                // Connection exceptions, transaction rollbacks (serialisation,
+                // deadlock), insufficient resources, operator intervention
+                // (shutdown), system errors, lock not available.
+                ["08", "40", "53", "57", "58"].contains(&&code[..code.len().min(2)])
+                    || code == "55P03"
+            } else if error
+                .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+                .is_some()
+            {
+                // The primary result code: NOMEM, BUSY, LOCKED, READONLY,
+                // IOERR, FULL, CANTOPEN, PROTOCOL.
+                let primary = error
+                    .code()
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .map(|code| code & 0xff);
+                matches!(primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
+            } else {
+                true
+            }
+        }
+        _ => false,
     }
 }
 

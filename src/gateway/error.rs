@@ -175,9 +175,15 @@ fn anyhow_chain(error: &GatewayError) -> String {
     text
 }
 
+/// An outage is UNAVAILABLE (retry later); any other database error is a
+/// bug, INTERNAL: a retry would fail the same way.
 impl From<sqlx::Error> for GatewayError {
     fn from(error: sqlx::Error) -> Self {
-        GatewayError::database(error)
+        if crate::db::is_outage(&error) {
+            GatewayError::database(error)
+        } else {
+            GatewayError::internal(error)
+        }
     }
 }
 
