@@ -22,6 +22,16 @@ use crate::filestack::policy::Call;
 /// `POST /multipart/complete`.
 pub async fn complete(State(state): State<Shared>, req: Request) -> Result<Json<Value>, ApiError> {
     let fields = Fields::read(req).await?;
+    if let Some(answer) = fields
+        .str("upload_id")
+        .and_then(|id| state.completed.replay(&id))
+    {
+        state
+            .guard
+            .check(fields.security().as_ref(), &[Call::Pick], None)?;
+        tracing::info!("repeated complete answered with the stored file");
+        return Ok(Json(answer));
+    }
     let (id, _) = pending(&state, &fields)?;
     let policy = state
         .guard
@@ -78,6 +88,7 @@ pub async fn complete(State(state): State<Shared>, req: Request) -> Result<Json<
     if let Some(tags) = fields.get("upload_tags").filter(|t| t.is_object()) {
         answer["upload_tags"] = tags.clone();
     }
+    state.completed.remember(&id, &answer);
     Ok(Json(answer))
 }
 

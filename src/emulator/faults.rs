@@ -99,6 +99,7 @@ pub struct FaultSpec {
     pub latency_ms: Option<u64>,
     pub accepted: Option<u32>,
     pub cut_after_bytes: Option<u64>,
+    pub cut_response_after_bytes: Option<u64>,
 }
 
 /// What to do to one request.
@@ -107,6 +108,9 @@ pub struct Action {
     pub status: Option<StatusCode>,
     pub latency: Option<Duration>,
     pub cut_after_bytes: Option<u64>,
+    /// Let the request run to the end, then cut the connection after this
+    /// many bytes of the answer's body (0: before the status line).
+    pub cut_response_after_bytes: Option<u64>,
     /// Answer 202 with an empty body.
     pub accepted: bool,
 }
@@ -144,11 +148,12 @@ impl Faults {
             status,
             latency: latency.map(Duration::from_millis),
             cut_after_bytes: spec.cut_after_bytes,
+            cut_response_after_bytes: spec.cut_response_after_bytes,
             accepted: spec.accepted.is_some(),
         };
         if action == Action::default() {
             return Err(ApiError::bad_request(
-                "a fault needs status, latency_ms, accepted or cut_after_bytes",
+                "a fault needs status, latency_ms, accepted, cut_after_bytes or cut_response_after_bytes",
             ));
         }
         let remaining = spec.accepted.or(spec.count).unwrap_or(1);

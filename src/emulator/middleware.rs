@@ -1,5 +1,5 @@
 //! The middleware in front of every route: counts requests per route and
-//! applies armed faults (status, latency, 202, cut connection).
+//! applies armed faults (status, latency, 202, cut connection, lost answer).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,6 +53,18 @@ async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next
     if let Some(status) = action.status {
         drain(req).await;
         return ApiError::new(status, "injected fault").into_response();
+    }
+    if let Some(budget) = action.cut_response_after_bytes {
+        // The request takes effect; only its answer is lost.
+        let response = next.run(req).await;
+        if budget == 0 {
+            conn.kill();
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let budget = Arc::new(AtomicU64::new(budget));
+        let body = Body::from_stream(Cut::new(body.into_data_stream(), budget, conn));
+        return Response::from_parts(parts, body);
     }
     let Some(budget) = action.cut_after_bytes else {
         return next.run(req).await;

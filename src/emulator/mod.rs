@@ -63,6 +63,7 @@ mod incoming;
 mod metadata;
 mod middleware;
 mod multipart;
+mod replay;
 mod routes;
 mod s3;
 mod state;
@@ -135,6 +136,7 @@ impl Emulator {
             store,
             uploads: Default::default(),
             faults: Default::default(),
+            completed: Default::default(),
             webhooks,
             host: addr.to_string(),
         });

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::emulator::error::ApiError;
 use crate::emulator::faults::FaultSpec;
+use crate::emulator::replay::Settings;
 use crate::emulator::state::Shared;
 use crate::emulator::{cdn, complete, file_api, metadata, middleware, multipart, s3, store_api};
 
@@ -33,6 +34,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/file/{handle}/metadata", get(metadata::api_metadata))
         .route("/_emulator/faults", post(arm_fault).delete(clear_faults))
         .route("/_emulator/stats", get(stats))
+        .route("/_emulator/settings", get(settings).put(set_settings))
+        .route("/_emulator/files", get(files))
         .merge(streaming)
         .fallback(cdn::cdn)
         .layer(axum::middleware::from_fn_with_state(
@@ -48,6 +51,29 @@ async fn arm_fault(
 ) -> Result<axum::Json<Value>, ApiError> {
     state.faults.arm(spec)?;
     Ok(axum::Json(json!({"armed": true})))
+}
+
+/// Every stored file: handle, storage key and size (at most 10 000).
+async fn files(State(state): State<Shared>) -> Result<axum::Json<Value>, ApiError> {
+    let files = state.store.list().await.map_err(ApiError::internal)?;
+    let listed: Vec<Value> = files
+        .iter()
+        .take(10_000)
+        .map(|meta| json!({"handle": meta.handle, "key": meta.key, "size": meta.size}))
+        .collect();
+    Ok(axum::Json(Value::Array(listed)))
+}
+
+async fn settings(State(state): State<Shared>) -> axum::Json<Settings> {
+    axum::Json(state.completed.settings())
+}
+
+async fn set_settings(
+    State(state): State<Shared>,
+    axum::Json(settings): axum::Json<Settings>,
+) -> axum::Json<Settings> {
+    state.completed.set(settings);
+    axum::Json(settings)
 }
 
 async fn clear_faults(State(state): State<Shared>) -> axum::Json<Value> {

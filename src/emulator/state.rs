@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::emulator::auth::Guard;
 use crate::emulator::faults::Faults;
+use crate::emulator::replay::Completed;
 use crate::emulator::store::Store;
 use crate::emulator::uploads::Uploads;
 use crate::emulator::webhooks::Webhooks;
@@ -21,6 +22,8 @@ pub struct State {
     pub uploads: Uploads,
     /// Fault injection and request counts.
     pub faults: Faults,
+    /// Answers of completed uploads, for a repeated `complete`.
+    pub completed: Completed,
     /// Webhook delivery, when configured.
     pub webhooks: Option<Webhooks>,
     /// `127.0.0.1:PORT`, the `location_url` handed to clients.

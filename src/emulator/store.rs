@@ -194,6 +194,26 @@ impl Store {
         }
     }
 
+    /// Every stored file's metadata, in handle order.
+    pub async fn list(&self) -> std::io::Result<Vec<FileMeta>> {
+        let mut entries = tokio::fs::read_dir(self.root.join("files")).await?;
+        let mut files = Vec::new();
+        while let Some(entry) = entries.next_entry().await? {
+            let path = entry.path();
+            let handle = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            if path.extension().is_some_and(|e| e == "json")
+                && let Some(meta) = self.meta(handle).await?
+            {
+                files.push(meta);
+            }
+        }
+        files.sort_by(|a, b| a.handle.cmp(&b.handle));
+        Ok(files)
+    }
+
     /// How many files are stored.
     pub async fn count(&self) -> std::io::Result<usize> {
         let mut entries = tokio::fs::read_dir(self.root.join("files")).await?;
