@@ -40,6 +40,9 @@ pub struct NewEvent {
     /// The owner named by the file's storage path (`user-uploads/<owner>/`),
     /// used when no document has the handle.
     pub path_owner: Option<String>,
+    /// The upload journal entry named by the storage path of a file the
+    /// gateway uploaded (`user-uploads/<owner>/<entry>/`).
+    pub upload_entry: Option<String>,
     /// `fp.overwrite`: the new size and MIME type.
     pub size_bytes: Option<i64>,
     pub content_type: Option<String>,
@@ -51,8 +54,10 @@ pub struct NewEvent {
 /// What recording a delivery did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReceiveOutcome {
-    /// A new event with this id.
-    Stored(i64),
+    /// A new event with this id. `found_upload`: an `fp.upload` named the
+    /// handle of a file whose upload had not learnt it (recorded in the
+    /// upload journal, for the reaper).
+    Stored { id: i64, found_upload: bool },
     /// The delivery id was already recorded; nothing changed.
     Duplicate,
 }
@@ -147,7 +152,28 @@ macro_rules! receive_in {
             .bind(event.received_at)
             .fetch_one(&mut *$tx)
             .await?;
-            Ok::<_, sqlx::Error>((ReceiveOutcome::Stored(id), changed))
+            let mut found_upload = false;
+            if let (Some(handle), Some(entry), Some(owner), "fp.upload") = (
+                &event.handle,
+                &event.upload_entry,
+                &event.path_owner,
+                event.action.as_str(),
+            ) {
+                found_upload = sqlx::query(concat!(
+                    "UPDATE upload_journal SET handle = $1, completed_at = $2",
+                    " WHERE id = $3 AND owner = $4 AND handle IS NULL",
+                    " AND completing_at IS NOT NULL"
+                ))
+                .bind(handle)
+                .bind(event.received_at)
+                .bind(entry)
+                .bind(owner)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected()
+                    > 0;
+            }
+            Ok::<_, sqlx::Error>((ReceiveOutcome::Stored { id, found_upload }, changed))
         }
     };
 }
@@ -155,7 +181,9 @@ macro_rules! receive_in {
 impl Database {
     /// Records a verified delivery and applies it to its document, in one
     /// transaction: `fp.delete` removes the document with the handle,
-    /// `fp.overwrite` updates its size and type.
+    /// `fp.overwrite` updates its size and type, and an `fp.upload` of a file
+    /// stored by one of the gateway's uploads gives that upload's journal
+    /// entry its handle (when the upload sent `complete` without learning it).
     ///
     /// The event's owner (who may watch it) is the owner of the document
     /// with the handle; else the owner named by the storage path; else the
@@ -181,7 +209,7 @@ impl Database {
                     .execute(&mut *tx)
                     .await?;
                 let (outcome, changed) = receive_in!(tx, event).await?;
-                if let ReceiveOutcome::Stored(id) = outcome {
+                if let ReceiveOutcome::Stored { id, .. } = outcome {
                     notify(&mut tx, EVENTS_CHANNEL, &id.to_string()).await?;
                 }
                 if let Some(document) = &changed {

@@ -1,4 +1,5 @@
-//! The `upload_journal` table: uploads in flight.
+//! The `upload_journal` table: uploads in flight, and uploads whose stored
+//! file may still need to be found and deleted.
 
 use crate::db::{Database, on_pool};
 
@@ -8,9 +9,25 @@ pub struct JournalRow {
     pub id: String,
     pub owner: String,
     pub filename: String,
+    /// The stored file's handle, once known.
     pub handle: Option<String>,
     pub started_at: i64,
+    /// When the handle became known.
     pub completed_at: Option<i64>,
+    /// When `complete` was about to be sent for the first time.
+    pub completing_at: Option<i64>,
+    /// What `complete` needs, as JSON (see `PendingComplete`).
+    pub complete_request: Option<String>,
+    /// When the call gave up on the upload.
+    pub abandoned_at: Option<i64>,
+}
+
+/// The columns of `upload_journal`, in `JournalRow` order.
+macro_rules! columns {
+    () => {
+        "id, owner, filename, handle, started_at, completed_at, completing_at, \
+         complete_request, abandoned_at"
+    };
 }
 
 impl Database {
@@ -36,6 +53,26 @@ impl Database {
         })
     }
 
+    /// Records, before `complete` is sent, what it takes to send it again.
+    pub async fn journal_completing(
+        &self,
+        id: &str,
+        complete_request: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let sql =
+            "UPDATE upload_journal SET completing_at = $2, complete_request = $3 WHERE id = $1";
+        on_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(now)
+                .bind(complete_request)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
     /// Records that Filestack stored the upload under `handle`.
     pub async fn journal_completed(
         &self,
@@ -55,6 +92,28 @@ impl Database {
         })
     }
 
+    /// Records that the call gave up on the upload (the reaper takes over).
+    pub async fn journal_abandoned(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        let sql =
+            "UPDATE upload_journal SET abandoned_at = COALESCE(abandoned_at, $2) WHERE id = $1";
+        on_pool!(self, |pool| {
+            sqlx::query(sql)
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    /// Forgets the `complete` request of an entry (Filestack refused it).
+    pub async fn journal_forget_request(&self, id: &str) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE upload_journal SET complete_request = NULL WHERE id = $1";
+        on_pool!(self, |pool| {
+            sqlx::query(sql).bind(id).execute(pool).await.map(|_| ())
+        })
+    }
+
     pub async fn journal_remove(&self, id: &str) -> Result<(), sqlx::Error> {
         on_pool!(self, |pool| {
             sqlx::query("DELETE FROM upload_journal WHERE id = $1")
@@ -65,23 +124,48 @@ impl Database {
         })
     }
 
-    /// Entries to reap: completed before `completed_before`, or never
-    /// completed and started before `started_before` (unix microseconds).
-    pub async fn journal_stale(
+    /// Entries the reaper may settle now: abandoned ones; ones that never
+    /// sent `complete` and started before `started_before`; ones that sent
+    /// it before `completing_before` (their process is presumed gone). Unix
+    /// microseconds.
+    pub async fn journal_due(
         &self,
-        completed_before: i64,
+        completing_before: i64,
         started_before: i64,
     ) -> Result<Vec<JournalRow>, sqlx::Error> {
-        let sql = "SELECT id, owner, filename, handle, started_at, completed_at FROM upload_journal \
-                   WHERE (completed_at IS NOT NULL AND completed_at < $1) \
-                   OR (completed_at IS NULL AND started_at < $2) ORDER BY started_at LIMIT 1000";
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM upload_journal WHERE abandoned_at IS NOT NULL",
+            " OR (completing_at IS NULL AND started_at < $2)",
+            " OR (completing_at IS NOT NULL AND completing_at < $1)",
+            " ORDER BY started_at LIMIT 1000"
+        );
         on_pool!(self, |pool| {
             sqlx::query_as(sql)
-                .bind(completed_before)
+                .bind(completing_before)
                 .bind(started_before)
                 .fetch_all(pool)
                 .await
         })
+    }
+
+    /// One entry (tests and checks).
+    pub async fn journal_entry(&self, id: &str) -> Result<Option<JournalRow>, sqlx::Error> {
+        let sql = concat!("SELECT ", columns!(), " FROM upload_journal WHERE id = $1");
+        on_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(id).fetch_optional(pool).await
+        })
+    }
+
+    /// Every entry, oldest first (tests and checks).
+    pub async fn journal_entries(&self) -> Result<Vec<JournalRow>, sqlx::Error> {
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM upload_journal ORDER BY started_at"
+        );
+        on_pool!(self, |pool| sqlx::query_as(sql).fetch_all(pool).await)
     }
 
     /// Number of journal entries (tests and checks).

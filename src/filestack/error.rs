@@ -50,12 +50,56 @@ pub enum FilestackError {
     /// A handle with characters that cannot be a Filestack handle.
     #[error("not a valid Filestack handle")]
     InvalidHandle,
+    /// The request could not be built (for example a URL too long): a bug
+    /// or an input that should have been refused earlier, never an outage.
+    #[error("the request to Filestack could not be built: {0}")]
+    InvalidRequest(String),
+    /// An empty file: Filestack stores none.
+    #[error("an empty file cannot be uploaded")]
+    EmptyFile,
+    /// Filestack took the request but its answer was lost or unreadable.
+    #[error("Filestack's answer was lost")]
+    AnswerLost(#[source] Box<FilestackError>),
+    /// A request that is not idempotent (`multipart/complete`) may or may
+    /// not have taken effect: the file may be stored, under a handle this
+    /// client never learnt. Retrying later (with a new upload) is safe; the
+    /// caller must keep what it needs to find and delete the file.
+    #[error("the upload may or may not have been stored")]
+    OutcomeUnknown(#[source] Box<FilestackError>),
 }
 
 impl FilestackError {
-    /// Whether trying again later may succeed (5xx, 429, timeouts, connection errors).
+    /// Whether trying again later may succeed (5xx, 429, timeouts, connection
+    /// errors, a lost answer, an unknown outcome).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, FilestackError::Unavailable { .. })
+        matches!(
+            self,
+            FilestackError::Unavailable { .. }
+                | FilestackError::AnswerLost(_)
+                | FilestackError::OutcomeUnknown(_)
+        )
+    }
+
+    /// Whether the request may have reached Filestack and taken effect: not
+    /// a connection that was never made, a request never built, or an answer
+    /// refusing it (4xx other than 408), nor 429 (refused for its rate).
+    pub fn may_have_reached_upstream(&self) -> bool {
+        match self {
+            FilestackError::Unavailable {
+                status: Some(status),
+                ..
+            } => *status != 429,
+            FilestackError::Unavailable {
+                status: None,
+                source,
+            } => !source
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_connect),
+            FilestackError::AnswerLost(_)
+            | FilestackError::OutcomeUnknown(_)
+            | FilestackError::Protocol(_) => true,
+            _ => false,
+        }
     }
 
     /// Whether the request surely created nothing upstream and may be sent
@@ -88,8 +132,12 @@ impl FilestackError {
         }
     }
 
-    /// A transport error, with its URL (and so any signature) removed.
+    /// A transport error, with its URL (and so any signature) removed. A
+    /// request that could not be built is not an outage.
     pub(crate) fn transport(error: reqwest::Error) -> Self {
+        if error.is_builder() {
+            return FilestackError::InvalidRequest(error.without_url().to_string());
+        }
         FilestackError::Unavailable {
             status: None,
             source: Box::new(error.without_url()),
@@ -124,7 +172,7 @@ pub(crate) fn from_status(status: u16, body: &[u8], secrets: &[&str]) -> Filesta
     match status {
         401 | 403 => FilestackError::PolicyRefused { status, body },
         404 => FilestackError::NotFound,
-        429 | 500..=599 => FilestackError::Unavailable {
+        408 | 429 | 500..=599 => FilestackError::Unavailable {
             status: Some(status),
             source: Box::new(UpstreamStatus { status, body }),
         },

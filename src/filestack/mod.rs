@@ -18,4 +18,4 @@ pub(crate) use client::regex_escape;
 pub use config::{ConfigError, FilestackConfig, RetryPolicy};
 pub use error::FilestackError;
 pub use files::{Metadata, MetadataField};
-pub use upload::{Sha256Check, StoredFile, UploadSpec};
+pub use upload::{PartsUploaded, PendingComplete, Sha256Check, StoredFile, UploadSpec};

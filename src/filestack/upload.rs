@@ -1,6 +1,7 @@
 //! Multipart upload from an async byte stream, with bounded memory: at most
 //! `parts_in_flight` parts uploading while one more is being read.
 
+mod complete;
 mod digests;
 mod parts;
 mod protocol;
@@ -19,7 +20,12 @@ use crate::filestack::policy::{Call, Policy};
 use parts::{Part, PartReader};
 use protocol::{PartEtag, Session};
 
+pub use complete::PendingComplete;
 pub use digests::Digests;
+
+/// Most parts one multipart upload may have (S3's limit, which Filestack
+/// inherits).
+pub const MAX_PARTS: u64 = 10_000;
 
 /// How long the `pick` policy of an upload stays valid.
 pub const UPLOAD_POLICY_TTL: Duration = Duration::from_secs(3600);
@@ -101,15 +107,20 @@ pub struct StoredFile {
     pub sha256: Option<[u8; 32]>,
 }
 
+/// An upload whose parts Filestack all acknowledged: [`FilestackClient::complete`]
+/// of its `pending` stores the file.
+#[derive(Debug, Clone)]
+pub struct PartsUploaded {
+    pub pending: PendingComplete,
+    /// The SHA-256 of the bytes sent, when [`UploadSpec::sha256`] asked for it
+    /// (already compared with the expected one).
+    pub sha256: Option<[u8; 32]>,
+}
+
 impl FilestackClient {
-    /// Uploads `body` with the multipart protocol and returns the stored file.
-    ///
-    /// The stream is read one part at a time, only when fewer than
-    /// `parts_in_flight` parts are uploading, so memory stays below
-    /// `part_size × (parts_in_flight + 1)` plus one chunk; part buffers are
-    /// allocated at their exact size and reused. Without a declared
-    /// size, the stream must fit in one part ([`FilestackError::SizeRequired`]).
-    /// A stream error or a size mismatch stops the upload before `complete`.
+    /// Uploads `body` with the multipart protocol and returns the stored
+    /// file: [`upload_parts`](Self::upload_parts), then
+    /// [`complete`](Self::complete).
     pub async fn upload<S, E>(
         &self,
         body: S,
@@ -119,31 +130,55 @@ impl FilestackClient {
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
     {
+        let parts = self.upload_parts(body, spec).await?;
+        let stored = self.complete(&parts.pending).await?;
+        Ok(StoredFile {
+            sha256: parts.sha256,
+            ..stored
+        })
+    }
+
+    /// Starts a multipart upload and uploads every part of `body`; nothing
+    /// is stored until [`complete`](Self::complete).
+    ///
+    /// The stream is read one part at a time, only when fewer than
+    /// `parts_in_flight` parts are uploading, so memory stays below
+    /// `part_size × (parts_in_flight + 1)` plus one chunk; part buffers are
+    /// allocated at their exact size and reused. Without a declared
+    /// size, the stream must fit in one part ([`FilestackError::SizeRequired`]).
+    /// An empty file, a stream error, a size or checksum mismatch fail here.
+    pub async fn upload_parts<S, E>(
+        &self,
+        body: S,
+        spec: UploadSpec,
+    ) -> Result<PartsUploaded, FilestackError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Into<BoxError>,
+    {
         let span = tracing::info_span!(
             "filestack.upload",
             filename = %spec.filename,
             size = spec.size,
-            handle = tracing::field::Empty,
         );
         let result = self
-            .upload_in_span(body, &spec)
+            .parts_in_span(body, &spec)
             .instrument(span.clone())
             .await;
         match &result {
-            Ok(file) => {
-                span.record("handle", file.handle.as_str());
-                tracing::info!(parent: &span, size = file.size, "upload stored");
+            Ok(parts) => {
+                tracing::debug!(parent: &span, size = parts.pending.size(), "all parts uploaded")
             }
             Err(error) => tracing::warn!(parent: &span, %error, "upload failed"),
         }
         result
     }
 
-    async fn upload_in_span<S, E>(
+    async fn parts_in_span<S, E>(
         &self,
         body: S,
         spec: &UploadSpec,
-    ) -> Result<StoredFile, FilestackError>
+    ) -> Result<PartsUploaded, FilestackError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: Into<BoxError>,
@@ -160,11 +195,16 @@ impl FilestackClient {
                 (first.bytes.len() as u64, Some(first))
             }
         };
+        if size == 0 {
+            return Err(FilestackError::EmptyFile);
+        }
         let security = self.sign(&self.upload_policy(spec, size));
         let session = Session::start(self, spec, size, security).await?;
-        let (parts, sha256) = self.upload_parts(&session, reader, first).await?;
-        let stored = session.complete(parts).await?;
-        Ok(StoredFile { sha256, ..stored })
+        let (parts, sha256) = self.send_parts(&session, reader, first).await?;
+        Ok(PartsUploaded {
+            pending: session.pending(parts),
+            sha256,
+        })
     }
 
     /// `pick` only, for at most `size` bytes, pinned to the path and container.
@@ -179,7 +219,7 @@ impl FilestackClient {
     /// Reads parts while a slot is free and drives the uploads in flight;
     /// returns the ETags in part order and the stream's SHA-256 (when asked
     /// for). Uploaded parts give their buffers back to the reader.
-    async fn upload_parts<S, E>(
+    async fn send_parts<S, E>(
         &self,
         session: &Session<'_>,
         mut reader: PartReader<S>,

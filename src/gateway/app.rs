@@ -154,7 +154,8 @@ impl Application {
             args.webhook_max_body_bytes,
             db.clone(),
             gateway.events.clone(),
-        );
+        )
+        .waking(gateway.reaper.clone());
         Ok(Application {
             grpc,
             http,
@@ -430,12 +431,15 @@ async fn reap_once(gateway: &Gateway) {
     }
 }
 
+/// A reaper pass every minute, and one as soon as an upload or a webhook
+/// leaves an entry that can be settled.
 async fn reap_every_minute(gateway: Arc<Gateway>, stop: CancellationToken) {
     let mut ticks = tokio::time::interval(Duration::from_secs(60));
     ticks.tick().await;
     loop {
         tokio::select! {
             _ = ticks.tick() => reap_once(&gateway).await,
+            () = gateway.reaper.rung() => reap_once(&gateway).await,
             () = stop.cancelled() => return,
         }
     }

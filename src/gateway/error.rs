@@ -200,6 +200,7 @@ impl From<FilestackError> for GatewayError {
             FilestackError::NotFound => GatewayError::NotFound {
                 what: "file at Filestack",
             },
+            FilestackError::EmptyFile => GatewayError::invalid("data", "the file is empty"),
             other => GatewayError::Internal(other.into()),
         }
     }

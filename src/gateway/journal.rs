@@ -1,33 +1,95 @@
 //! The upload journal: nothing half-done survives.
 //!
-//! An entry is written before a byte flows. It learns the handle as soon as
-//! Filestack completes the upload, and goes away in the transaction that
-//! records the document, or when the upload fails (deleting the stored file
-//! first). If the call is dropped midway (the client went away), the guard's
-//! `Drop` does that cleanup in a task. If the process dies, the entry
-//! outlives it and the reaper, on start-up and every minute, deletes the
-//! file of a completed entry that has no document and drops entries that
-//! never completed once they are older than the stale age.
+//! An entry is written before a byte flows, and each upload stores its file
+//! under a storage path of its own, `user-uploads/{owner}/{entry id}/`. Just
+//! before `multipart/complete` is first sent, the entry records what it
+//! takes to send `complete` again ([`PendingComplete`]). The entry goes away
+//! in the transaction that records the document, or when the upload fails:
+//!
+//! - before `complete` was sent, nothing is stored: the entry is removed;
+//! - once the handle is known, the file is deleted, then the entry removed;
+//! - when `complete`'s outcome is unknown (its answer was lost, the call was
+//!   cancelled while it ran), the entry is marked abandoned and kept: the
+//!   file may exist under a handle nobody learnt.
+//!
+//! The reaper (at start-up, every minute, and at once when woken) settles
+//! what calls and dead processes left: it deletes the file of an entry whose
+//! handle is known and that has no document; it sends `complete` again for
+//! an entry that has none (Filestack may answer with the file); and
+//! Filestack's `fp.upload` webhook, whose storage key names the entry, gives
+//! the entry its handle whichever way Filestack answers a repeated
+//! `complete`. Entries that never sent `complete` are dropped once stale.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::Database;
-use crate::filestack::{FilestackClient, FilestackError};
+use tokio::sync::Notify;
+
+use crate::db::{Database, JournalRow};
+use crate::filestack::{FilestackClient, FilestackError, PendingComplete};
 use crate::gateway::admission::Admitted;
 use crate::gateway::domain::{DocumentId, Filename, OwnerId};
 use crate::gateway::error::GatewayError;
 use crate::gateway::{Gateway, now_micros};
 
-/// A completed entry younger than this may still be getting its row.
-const COMPLETED_GRACE: Duration = Duration::from_secs(60);
+/// How long an entry whose handle is still unknown is kept for Filestack's
+/// `fp.upload` webhook, which Filestack retries for about 13 hours.
+const UNRESOLVED_KEEP: Duration = Duration::from_secs(24 * 3600);
 
-/// The journal entry of one upload in flight; cleans up when dropped armed.
+/// The prefix of journal entry ids.
+const ENTRY_PREFIX: &str = "upl_";
+
+/// The storage path of the upload with journal entry `entry`.
+pub fn storage_path(owner: &OwnerId, entry: &str) -> String {
+    format!("{}{entry}/", owner.upload_prefix())
+}
+
+/// The journal entry named by a storage key under an upload's own path
+/// (`user-uploads/{owner}/{entry}/...`), if the key is one.
+pub fn entry_of_key(key: &str) -> Option<String> {
+    let rest = key.strip_prefix("user-uploads/")?;
+    let (_owner, rest) = rest.split_once('/')?;
+    let (entry, file) = rest.split_once('/')?;
+    let random = entry.strip_prefix(ENTRY_PREFIX)?;
+    let valid =
+        !file.is_empty() && random.len() == 24 && random.chars().all(|c| c.is_ascii_alphanumeric());
+    valid.then(|| entry.to_owned())
+}
+
+/// Wakes the reaper: an entry can be settled now.
+#[derive(Debug, Clone, Default)]
+pub struct ReaperBell(Arc<Notify>);
+
+impl ReaperBell {
+    pub fn ring(&self) {
+        self.0.notify_one();
+    }
+
+    pub async fn rung(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// Where one upload stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    /// `complete` not sent: nothing can be stored.
+    Started,
+    /// `complete` sent (or about to be): a file may be stored.
+    Completing,
+    /// Stored under this handle.
+    Stored(String),
+}
+
+/// The journal entry of one upload in flight; settles it when dropped armed.
 #[derive(Debug)]
 pub struct UploadJournal {
     db: Database,
     filestack: FilestackClient,
+    bell: ReaperBell,
     id: String,
-    handle: Option<String>,
+    path: String,
+    stage: Stage,
     armed: bool,
     /// The upload's admission: its memory is given back only once the
     /// entry is settled, so a cancelled upload's cleanup finishes before
@@ -50,8 +112,12 @@ impl UploadJournal {
         filename: &Filename,
         admitted: Admitted,
     ) -> Result<Self, GatewayError> {
-        let id = DocumentId::generate().as_str().replacen("doc_", "upl_", 1);
+        let id = DocumentId::generate()
+            .as_str()
+            .replacen("doc_", ENTRY_PREFIX, 1);
+        let path = storage_path(owner, &id);
         let (db, filestack) = (gateway.db.clone(), gateway.filestack.clone());
+        let bell = gateway.reaper.clone();
         let (owner, filename) = (owner.as_str().to_owned(), filename.as_str().to_owned());
         let write = tokio::spawn(async move {
             db.journal_start(&id, &owner, &filename, now_micros())
@@ -59,8 +125,10 @@ impl UploadJournal {
             Ok::<_, GatewayError>(Self {
                 db,
                 filestack,
+                bell,
                 id,
-                handle: None,
+                path,
+                stage: Stage::Started,
                 armed: true,
                 admitted: Some(admitted),
             })
@@ -72,13 +140,28 @@ impl UploadJournal {
         &self.id
     }
 
-    /// Filestack stored the file under `handle`.
-    pub async fn completed(&mut self, handle: &str) -> Result<(), GatewayError> {
-        self.handle = Some(handle.to_owned());
+    /// Where this upload's file goes: a path of its own.
+    pub fn storage_path(&self) -> &str {
+        &self.path
+    }
+
+    /// Records what `complete` needs, before it is sent.
+    pub async fn completing(&mut self, pending: &PendingComplete) -> Result<(), GatewayError> {
         self.db
-            .journal_completed(&self.id, handle, now_micros())
+            .journal_completing(&self.id, &pending.to_json(), now_micros())
             .await?;
+        self.stage = Stage::Completing;
         Ok(())
+    }
+
+    /// Filestack refused `complete` outright: nothing is stored.
+    pub fn nothing_stored(&mut self) {
+        self.stage = Stage::Started;
+    }
+
+    /// Filestack stored the file under `handle`.
+    pub fn stored(&mut self, handle: &str) {
+        self.stage = Stage::Stored(handle.to_owned());
     }
 
     /// The document's transaction removed the entry.
@@ -86,14 +169,16 @@ impl UploadJournal {
         self.armed = false;
     }
 
-    /// The upload failed: delete the stored file, if any, then the entry.
-    /// If this future is dropped midway, `Drop` finishes the job.
+    /// The upload failed: settle what it left (see the module
+    /// documentation). If this future is dropped midway, `Drop` finishes
+    /// the job.
     pub async fn abandon(mut self, why: &'static str) {
-        cleanup(
+        settle(
             &self.db,
             &self.filestack,
+            &self.bell,
             &self.id,
-            self.handle.as_deref(),
+            &self.stage,
             why,
         )
         .await;
@@ -106,77 +191,205 @@ impl Drop for UploadJournal {
         if !self.armed {
             return;
         }
-        let (db, filestack, id, handle) = (
+        let (db, filestack, bell, id, stage) = (
             self.db.clone(),
             self.filestack.clone(),
+            self.bell.clone(),
             self.id.clone(),
-            self.handle.take(),
+            self.stage.clone(),
         );
         let admitted = self.admitted.take();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let why = "the call ended before the upload did";
-                cleanup(&db, &filestack, &id, handle.as_deref(), why).await;
+                settle(&db, &filestack, &bell, &id, &stage, why).await;
                 drop(admitted);
             });
         }
     }
 }
 
-/// Deletes the stored file (when there is one), then the entry. When the
-/// file cannot be deleted, the entry stays for the reaper.
-async fn cleanup(
+/// What an abandoned upload leaves behind, settled as far as it can be now.
+async fn settle(
     db: &Database,
     filestack: &FilestackClient,
+    bell: &ReaperBell,
     id: &str,
-    handle: Option<&str>,
+    stage: &Stage,
     why: &str,
 ) {
-    if let Some(handle) = handle {
-        match filestack.delete(handle).await {
-            Ok(()) | Err(FilestackError::NotFound) => {
-                tracing::warn!(handle, why, "deleted a stored file that has no document");
-            }
-            Err(error) => {
-                tracing::error!(handle, why, %error, "could not delete the stored file; the reaper will retry");
-                return;
+    match stage {
+        Stage::Started => remove(db, id).await,
+        Stage::Stored(handle) => delete_file(db, filestack, id, handle, why).await,
+        Stage::Completing => {
+            tracing::warn!(
+                journal = id,
+                why,
+                "the upload may be stored under a handle not yet known; the reaper will settle it"
+            );
+            match db.journal_abandoned(id, now_micros()).await {
+                Ok(()) => bell.ring(),
+                Err(error) => {
+                    tracing::error!(journal = id, %error, "could not mark the upload journal entry abandoned; the reaper will settle it later");
+                }
             }
         }
     }
+}
+
+/// Deletes the stored file, then the entry. When the file cannot be
+/// deleted, the entry keeps the handle for the reaper.
+async fn delete_file(
+    db: &Database,
+    filestack: &FilestackClient,
+    id: &str,
+    handle: &str,
+    why: &str,
+) {
+    match filestack.delete(handle).await {
+        Ok(()) | Err(FilestackError::NotFound) => {
+            tracing::warn!(handle, why, "deleted a stored file that has no document");
+            remove(db, id).await;
+        }
+        Err(error) => {
+            tracing::error!(handle, why, %error, "could not delete the stored file; the reaper will retry");
+            let now = now_micros();
+            let kept = async {
+                db.journal_completed(id, handle, now).await?;
+                db.journal_abandoned(id, now).await
+            };
+            if let Err(error) = kept.await {
+                tracing::error!(journal = id, handle, %error, "could not record the stored file's handle in the upload journal");
+            }
+        }
+    }
+}
+
+async fn remove(db: &Database, id: &str) {
     if let Err(error) = db.journal_remove(id).await {
         tracing::error!(journal = id, %error, "could not remove the upload journal entry; the reaper will retry");
     }
 }
 
+/// Micros of a duration, saturating.
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
 impl Gateway {
-    /// One pass of the reaper; the number of entries it settled.
+    /// One pass of the reaper; the number of entries it settled (removed).
     pub async fn reap_upload_journal(&self) -> Result<usize, sqlx::Error> {
         let now = now_micros();
-        let grace = i64::try_from(COMPLETED_GRACE.as_micros()).unwrap_or(i64::MAX);
-        let stale = i64::try_from(self.limits.journal_stale_after.as_micros()).unwrap_or(i64::MAX);
-        let entries = self.db.journal_stale(now - grace, now - stale).await?;
+        let grace = micros(self.limits.journal_grace);
+        let stale = micros(self.limits.journal_stale_after);
+        let entries = self
+            .db
+            .journal_due(now.saturating_sub(grace), now.saturating_sub(stale))
+            .await?;
         let mut settled = 0;
         for entry in entries {
-            let Some(handle) = entry.handle.as_deref() else {
-                tracing::info!(journal = %entry.id, "dropping the entry of an upload that never completed");
-                self.db.journal_remove(&entry.id).await?;
+            if self.reap_entry(&entry, now).await? {
                 settled += 1;
-                continue;
-            };
-            if self.db.document_by_handle(handle).await?.is_some() {
-                self.db.journal_remove(&entry.id).await?;
-            } else {
-                cleanup(
-                    &self.db,
-                    &self.filestack,
-                    &entry.id,
-                    Some(handle),
-                    "reaped after a crash",
-                )
-                .await;
             }
-            settled += 1;
         }
         Ok(settled)
+    }
+
+    /// Settles one due entry if it can be now; whether it was removed.
+    async fn reap_entry(&self, entry: &JournalRow, now: i64) -> Result<bool, sqlx::Error> {
+        let id = entry.id.as_str();
+        if let Some(handle) = entry.handle.as_deref() {
+            return self.reap_stored(id, handle).await;
+        }
+        if entry.completing_at.is_none() {
+            tracing::info!(
+                journal = id,
+                "dropping the entry of an upload that never sent complete"
+            );
+            self.db.journal_remove(id).await?;
+            return Ok(true);
+        }
+        if let Some(pending) = entry
+            .complete_request
+            .as_deref()
+            .and_then(PendingComplete::from_json)
+        {
+            match self.filestack.complete(&pending).await {
+                Ok(stored) => {
+                    tracing::info!(journal = id, handle = %stored.handle, "complete sent again named the stored file");
+                    self.db.journal_completed(id, &stored.handle, now).await?;
+                    return self.reap_stored(id, &stored.handle).await;
+                }
+                Err(error) if error.is_retryable() => {
+                    tracing::warn!(journal = id, %error, "sending complete again failed; the next pass retries");
+                    return Ok(false);
+                }
+                Err(error) => {
+                    tracing::info!(journal = id, %error, "Filestack does not name the upload's file; waiting for its fp.upload webhook");
+                    self.db.journal_forget_request(id).await?;
+                }
+            }
+        }
+        let since = entry.abandoned_at.or(entry.completing_at).unwrap_or(now);
+        if now.saturating_sub(since) > micros(UNRESOLVED_KEEP) {
+            tracing::error!(
+                journal = id,
+                owner = %entry.owner,
+                filename = %entry.filename,
+                "an upload's complete had an unknown outcome and Filestack never named its file: a file may be stored under {}{id}/ with no document; giving up",
+                OwnerId::parse(&entry.owner).map(|o| o.upload_prefix()).unwrap_or_default(),
+            );
+            self.db.journal_remove(id).await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// An entry whose file is stored under `handle`: removed if a document
+    /// has the handle, else the file is deleted first.
+    async fn reap_stored(&self, id: &str, handle: &str) -> Result<bool, sqlx::Error> {
+        if self.db.document_by_handle(handle).await?.is_some() {
+            self.db.journal_remove(id).await?;
+            return Ok(true);
+        }
+        match self.filestack.delete(handle).await {
+            Ok(()) | Err(FilestackError::NotFound) => {
+                tracing::warn!(
+                    journal = id,
+                    handle,
+                    "reaper deleted a stored file that has no document"
+                );
+                self.db.journal_remove(id).await?;
+                Ok(true)
+            }
+            Err(error) => {
+                tracing::error!(journal = id, handle, %error, "reaper could not delete a stored file; the next pass retries");
+                Ok(false)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{entry_of_key, storage_path};
+    use crate::gateway::domain::OwnerId;
+
+    #[test]
+    fn an_uploads_storage_key_names_its_journal_entry() {
+        let owner = OwnerId::parse("alice").unwrap();
+        let entry = "upl_AbCdEfGhIjKlMnOpQrStUvWx";
+        let path = storage_path(&owner, entry);
+        assert_eq!(path, "user-uploads/alice/upl_AbCdEfGhIjKlMnOpQrStUvWx/");
+        let key = format!("{path}Xy12_report.pdf");
+        assert_eq!(entry_of_key(&key).as_deref(), Some(entry));
+        for other in [
+            "user-uploads/alice/1_a.png",
+            "user-uploads/alice/upl_short/x",
+            "user-uploads/alice/upl_AbCdEfGhIjKlMnOpQrStUvWx/",
+            "other/alice/upl_AbCdEfGhIjKlMnOpQrStUvWx/x",
+        ] {
+            assert_eq!(entry_of_key(other), None, "{other}");
+        }
     }
 }

@@ -13,7 +13,7 @@ mod documents;
 pub mod domain;
 pub mod error;
 pub mod events;
-mod journal;
+pub mod journal;
 mod service;
 pub mod settings;
 mod upload;
@@ -27,6 +27,7 @@ use crate::filestack::FilestackClient;
 use crate::gateway::admission::UploadAdmission;
 use crate::gateway::auth::Authenticator;
 use crate::gateway::events::EventFeed;
+use crate::gateway::journal::ReaperBell;
 
 pub use app::Application;
 pub use settings::{ServeArgs, Settings};
@@ -44,8 +45,12 @@ pub struct Limits {
     pub upload_idle_timeout: Duration,
     /// Deadline of each unary call.
     pub call_timeout: Duration,
-    /// Age after which an uncompleted upload journal entry is dropped.
+    /// Age after which an upload journal entry that never sent `complete`
+    /// is dropped.
     pub journal_stale_after: Duration,
+    /// Time after `complete` was sent by which any running upload has
+    /// finished with its entry: an older entry belongs to a dead process.
+    pub journal_grace: Duration,
 }
 
 /// The state every operation works on.
@@ -59,6 +64,8 @@ pub struct Gateway {
     pub(crate) events: EventFeed,
     /// Upload slots and buffer budget.
     pub(crate) admission: UploadAdmission,
+    /// Wakes the upload journal's reaper.
+    pub(crate) reaper: ReaperBell,
     /// Set when shutdown begins: new calls are refused.
     draining: AtomicBool,
 }
@@ -78,6 +85,7 @@ impl Gateway {
             limits,
             events: EventFeed::default(),
             admission,
+            reaper: ReaperBell::default(),
             draining: AtomicBool::new(false),
         }
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::filestack::upload::MAX_PARTS;
 use crate::gateway::Limits;
 use crate::gateway::auth::JwtKey;
 use crate::secret::Secret;
@@ -145,14 +146,24 @@ pub struct ServeArgs {
     /// idempotent).
     #[arg(long, env = "FILEGATE_FILESTACK_TIMEOUT_SECS", default_value_t = 30)]
     pub filestack_timeout_secs: u64,
-    /// An upload journal entry older than this, whose upload never
-    /// completed, belongs to a process that died: it is dropped, in seconds.
+    /// An upload journal entry older than this, whose upload never sent
+    /// `complete`, belongs to a process that died: it is dropped, in seconds.
     #[arg(
         long,
         env = "FILEGATE_UPLOAD_JOURNAL_STALE_SECS",
         default_value_t = 3600
     )]
     pub upload_journal_stale_secs: u64,
+    /// An upload journal entry that sent `complete` this long ago, and was
+    /// not settled by its call, belongs to a process that died: the reaper
+    /// settles it (sends `complete` again, deletes the file), in seconds.
+    /// Longer than any `complete` takes (`complete` gives up after 60 s).
+    #[arg(
+        long,
+        env = "FILEGATE_UPLOAD_JOURNAL_GRACE_SECS",
+        default_value_t = 120
+    )]
+    pub upload_journal_grace_secs: u64,
     /// After SIGTERM, how long in-flight calls may run before the
     /// remaining connections are closed, in seconds.
     #[arg(long, env = "FILEGATE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
@@ -238,6 +249,10 @@ impl Settings {
             "the part size must be at least 5 MiB"
         );
         anyhow::ensure!(
+            args.max_upload_bytes.div_ceil(args.part_size as u64) <= MAX_PARTS,
+            "a file of --max-upload-bytes would need more than {MAX_PARTS} parts of --part-size: raise the part size"
+        );
+        anyhow::ensure!(
             args.parts_in_flight >= 1,
             "at least one part must be in flight"
         );
@@ -248,6 +263,7 @@ impl Settings {
             upload_idle_timeout: Duration::from_secs(args.upload_idle_timeout_secs),
             call_timeout: Duration::from_secs(args.call_timeout_secs),
             journal_stale_after: Duration::from_secs(args.upload_journal_stale_secs),
+            journal_grace: Duration::from_secs(args.upload_journal_grace_secs),
         };
         Ok(Settings {
             args,

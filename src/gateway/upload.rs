@@ -43,10 +43,10 @@ impl CheckedSpec {
         let content_type = ContentType::parse_or_guess(&spec.content_type, &filename)?;
         let size = match spec.size_bytes {
             None => None,
-            Some(size) if size < 0 => {
+            Some(size) if size < 1 => {
                 return Err(GatewayError::invalid(
                     "spec.size_bytes",
-                    "must not be negative",
+                    "must be at least 1: empty files are not stored",
                 ));
             }
             Some(size) if size as u64 > cap => {
@@ -259,7 +259,7 @@ impl Gateway {
             filename: spec.filename.as_str().to_owned(),
             mimetype: spec.content_type.as_str().to_owned(),
             size: spec.size,
-            path: Some(owner.upload_prefix()),
+            path: Some(journal.storage_path().to_owned()),
             container: None,
             sha256: match &spec.sha256 {
                 Some(expected) => Sha256Check::Expect(expected.to_bytes()),
@@ -268,23 +268,19 @@ impl Gateway {
         };
         let result = self
             .filestack
-            .upload(bytes.into_stream(), upload_spec)
+            .upload_parts(bytes.into_stream(), upload_spec)
             .await;
         let (failure, received) = match outcome.lock() {
             Ok(mut outcome) => (outcome.failure.take(), outcome.received.take()),
             Err(_) => (None, None),
         };
-        let stored = match (result, failure) {
-            (Ok(stored), None) => stored,
-            (Ok(stored), Some(failure)) => {
-                journal.completed(&stored.handle).await.ok();
+        // Nothing is stored yet: a failure only leaves an entry to remove.
+        let parts = match (result, failure) {
+            (_, Some(failure)) => {
                 journal.abandon("the caller's stream failed").await;
                 return Err(failure);
             }
-            (Err(_), Some(failure)) => {
-                journal.abandon("the caller's stream failed").await;
-                return Err(failure);
-            }
+            (Ok(parts), None) => parts,
             (Err(FilestackError::ChecksumMismatch), None) => {
                 journal.abandon("its SHA-256 is not spec.sha256").await;
                 return Err(GatewayError::ChecksumMismatch);
@@ -294,13 +290,7 @@ impl Gateway {
                 return Err(upload_error(error));
             }
         };
-        if let Err(error) = journal.completed(&stored.handle).await {
-            journal
-                .abandon("the journal could not record the handle")
-                .await;
-            return Err(error);
-        }
-        let (Some(received), Some(digest)) = (received, stored.sha256) else {
+        let (Some(received), Some(digest)) = (received, parts.sha256) else {
             journal
                 .abandon("the stream ended without its size or checksum")
                 .await;
@@ -308,6 +298,25 @@ impl Gateway {
                 "the upload finished without the stream's size or SHA-256"
             )));
         };
+        if let Err(error) = journal.completing(&parts.pending).await {
+            journal
+                .abandon("the journal could not record the upload before complete")
+                .await;
+            return Err(error);
+        }
+        let stored = match self.filestack.complete(&parts.pending).await {
+            Ok(stored) => stored,
+            Err(error @ FilestackError::OutcomeUnknown(_)) => {
+                journal.abandon("complete's outcome is unknown").await;
+                return Err(upload_error(error));
+            }
+            Err(error) => {
+                journal.nothing_stored();
+                journal.abandon("Filestack refused complete").await;
+                return Err(upload_error(error));
+            }
+        };
+        journal.stored(&stored.handle);
         if received != stored.size {
             journal
                 .abandon("the stored size differs from the bytes received")

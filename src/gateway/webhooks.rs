@@ -27,6 +27,7 @@ use crate::db::{Database, NewEvent, ReceiveOutcome};
 use crate::filestack::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookVerifier};
 use crate::gateway::domain::{Handle, OwnerId};
 use crate::gateway::events::EventFeed;
+use crate::gateway::journal::{ReaperBell, entry_of_key};
 use crate::gateway::now_micros;
 use crate::secret::Secret;
 
@@ -53,6 +54,7 @@ pub struct WebhookReceiver {
     max_body_bytes: usize,
     db: Database,
     feed: EventFeed,
+    reaper: ReaperBell,
     recording: Arc<Semaphore>,
 }
 
@@ -71,8 +73,16 @@ impl WebhookReceiver {
             max_body_bytes,
             db,
             feed,
+            reaper: ReaperBell::default(),
             recording: Arc::new(Semaphore::new(CONCURRENT_RECORDS)),
         }
+    }
+
+    /// Rings `reaper` when a delivery names the file of an upload that has
+    /// not settled it.
+    pub fn waking(mut self, reaper: ReaperBell) -> Self {
+        self.reaper = reaper;
+        self
     }
 
     /// The route, with its body limit and deadline.
@@ -146,9 +156,16 @@ async fn record(receiver: &WebhookReceiver, event: &NewEvent) -> (StatusCode, &'
         .await;
     let _entered = span.enter();
     match outcome {
-        Ok(ReceiveOutcome::Stored(id)) => {
+        Ok(ReceiveOutcome::Stored { id, found_upload }) => {
             tracing::info!(event_id = id, "webhook delivery recorded");
             receiver.feed.wake();
+            if found_upload {
+                tracing::info!(
+                    event_id = id,
+                    "the delivery named the file of an unsettled upload"
+                );
+                receiver.reaper.ring();
+            }
             (StatusCode::OK, "stored")
         }
         Ok(ReceiveOutcome::Duplicate) => {
@@ -189,6 +206,7 @@ pub fn parse_delivery(body: &[u8], received_at: i64) -> Result<NewEvent, &'stati
         action,
         handle: field("url").and_then(handle_of),
         path_owner: field("key").and_then(owner_of_path),
+        upload_entry: field("key").and_then(entry_of_key),
         size_bytes: text.get("size").and_then(Value::as_i64).filter(|s| *s >= 0),
         content_type,
         payload,

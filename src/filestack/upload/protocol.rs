@@ -1,27 +1,26 @@
 //! The four calls of a multipart upload (protocol reference, section 5):
 //! start, part upload (`/multipart/upload` then `PUT`), and complete.
 
-use std::collections::HashMap;
-use std::time::Instant;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use reqwest::header::{ETAG, HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use tracing::Instrument;
 
 use crate::filestack::client::FilestackClient;
-use crate::filestack::error::{FilestackError, UpstreamStatus};
-use crate::filestack::http::{check_handle, join, json, send};
+use crate::filestack::error::FilestackError;
+use crate::filestack::http::{join, json, send};
 use crate::filestack::policy::Security;
-use crate::filestack::retry::{backoff, retry};
+use crate::filestack::retry::retry;
+use crate::filestack::upload::UploadSpec;
+use crate::filestack::upload::complete::PendingComplete;
 use crate::filestack::upload::parts::Part;
-use crate::filestack::upload::{StoredFile, UploadSpec};
 
 /// Where the file goes (`store` in the JSON bodies).
 #[derive(Debug, Serialize)]
-struct Store<'a> {
+pub(crate) struct Store<'a> {
     location: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     path: Option<&'a str>,
@@ -49,19 +48,10 @@ struct PartTarget {
 }
 
 /// One uploaded part, for `/multipart/complete`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PartEtag {
     pub(crate) part_number: u32,
     pub(crate) etag: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct CompleteAnswer {
-    handle: String,
-    url: Option<String>,
-    size: Option<u64>,
-    mimetype: Option<String>,
-    filename: Option<String>,
 }
 
 /// An upload that `/multipart/start` accepted.
@@ -203,88 +193,20 @@ impl<'a> Session<'a> {
         Ok(etag.to_owned())
     }
 
-    /// `POST /multipart/complete`, again while it answers 202 (bounded by
-    /// `complete_timeout`) or fails in a retryable way (bounded by the retry policy).
-    pub(crate) async fn complete(
-        &self,
-        parts: Vec<PartEtag>,
-    ) -> Result<StoredFile, FilestackError> {
-        let config = &self.client.config;
-        let body = serde_json::json!({
-            "apikey": config.api_key,
-            "filename": self.spec.filename,
-            "mimetype": self.spec.mimetype,
-            "size": self.size,
-            "store": store_of(self.spec),
-            "policy": self.security.policy,
-            "signature": self.security.signature,
-            "uri": self.answer.uri,
-            "region": self.answer.region,
-            "upload_id": self.answer.upload_id,
-            "parts": parts,
-        });
-        let url = join(&self.base, "multipart/complete");
-        let deadline = Instant::now() + config.complete_timeout;
-        let mut accepted = 0;
-        loop {
-            let answer = retry(
-                &config.retry,
-                "multipart_complete",
-                FilestackError::is_retryable,
-                || self.complete_once(&url, &body),
-            )
-            .await?;
-            if let Some(answer) = answer {
-                return self.stored_file(answer);
-            }
-            accepted += 1;
-            let delay = backoff(&config.retry, accepted);
-            if Instant::now() + delay > deadline {
-                return Err(FilestackError::Unavailable {
-                    status: Some(202),
-                    source: Box::new(UpstreamStatus {
-                        status: 202,
-                        body: format!("still assembling after {accepted} attempts"),
-                    }),
-                });
-            }
-            tracing::debug!(accepted, ?delay, "complete accepted, not done yet");
-            tokio::time::sleep(delay).await;
+    /// What `/multipart/complete` needs once every part is acknowledged.
+    pub(crate) fn pending(&self, parts: Vec<PartEtag>) -> PendingComplete {
+        PendingComplete {
+            base: self.base.clone(),
+            uri: self.answer.uri.clone(),
+            region: self.answer.region.clone(),
+            upload_id: self.answer.upload_id.clone(),
+            filename: self.spec.filename.clone(),
+            mimetype: self.spec.mimetype.clone(),
+            size: self.size,
+            path: self.spec.path.clone(),
+            container: self.spec.container.clone(),
+            parts,
         }
-    }
-
-    /// `None` when Filestack answered 202 (parts accepted, still assembling).
-    async fn complete_once(
-        &self,
-        url: &str,
-        body: &serde_json::Value,
-    ) -> Result<Option<CompleteAnswer>, FilestackError> {
-        let secrets = self.secrets();
-        let response = send(self.client.http.post(url).json(body), &secrets).await?;
-        if response.status() == reqwest::StatusCode::ACCEPTED {
-            return Ok(None);
-        }
-        json(response, "multipart/complete").await.map(Some)
-    }
-
-    fn stored_file(&self, answer: CompleteAnswer) -> Result<StoredFile, FilestackError> {
-        check_handle(&answer.handle)
-            .map_err(|_| FilestackError::Protocol("complete: invalid handle".into()))?;
-        let url = answer
-            .url
-            .unwrap_or_else(|| join(&self.client.config.cdn_url, &answer.handle));
-        Ok(StoredFile {
-            handle: answer.handle,
-            url,
-            size: answer.size.unwrap_or(self.size),
-            mimetype: answer
-                .mimetype
-                .unwrap_or_else(|| self.spec.mimetype.clone()),
-            filename: answer
-                .filename
-                .unwrap_or_else(|| self.spec.filename.clone()),
-            sha256: None,
-        })
     }
 
     fn secrets(&self) -> [&str; 2] {
@@ -293,10 +215,15 @@ impl<'a> Session<'a> {
 }
 
 fn store_of(spec: &UploadSpec) -> Store<'_> {
+    store_at(spec.path.as_deref(), spec.container.as_deref())
+}
+
+/// The `store` object of a request about a file going to `path` and `container`.
+pub(crate) fn store_at<'a>(path: Option<&'a str>, container: Option<&'a str>) -> Store<'a> {
     Store {
         location: "S3",
-        path: spec.path.as_deref(),
-        container: spec.container.as_deref(),
+        path,
+        container,
     }
 }
 
