@@ -1,8 +1,5 @@
 //! The `documents` table.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
 use crate::db::{Database, Pool, on_pool};
 
 /// The PostgreSQL channel notified (with the document id) when a document
@@ -36,7 +33,8 @@ pub enum InsertOutcome {
     HandleTaken,
 }
 
-/// Where a page of `list` starts: after this (created_at, id).
+/// Where a page of `list` starts: after this (created_at, id). Callers
+/// see it only sealed (`gateway::page_token`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCursor {
     pub created_at: i64,
@@ -49,23 +47,6 @@ impl PageCursor {
             created_at: row.created_at,
             id: row.id.clone(),
         }
-    }
-
-    /// An opaque token for clients.
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("{}:{}", self.created_at, self.id))
-    }
-
-    pub fn decode(token: &str) -> Option<Self> {
-        if token.len() > 256 {
-            return None;
-        }
-        let text = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
-        let (created_at, id) = text.split_once(':')?;
-        Some(Self {
-            created_at: created_at.parse().ok()?,
-            id: id.to_owned(),
-        })
     }
 }
 
@@ -256,21 +237,5 @@ impl Database {
                 .fetch_one(pool)
                 .await
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::PageCursor;
-
-    #[test]
-    fn page_cursors_round_trip_and_garbage_is_refused() {
-        let cursor = PageCursor {
-            created_at: 1_764_000_000_000_000,
-            id: "doc_x".into(),
-        };
-        assert_eq!(PageCursor::decode(&cursor.encode()), Some(cursor));
-        assert_eq!(PageCursor::decode("!!"), None);
-        assert_eq!(PageCursor::decode(&"A".repeat(300)), None);
     }
 }

@@ -2,8 +2,9 @@
 //! health and reflection. The token's `sub` is the owner id.
 //!
 //! HS256 with a shared secret (the default, and what `filegate token`
-//! mints), or RS256/ES256 with a PEM public key. `exp` is required;
-//! issuer and audience are checked when configured. `alg: none` and any
+//! mints), or RS256/ES256 with a PEM public key. `exp` is required, and
+//! `nbf`, when present, must have passed (both with 30 s of leeway for
+//! clock skew); issuer and audience are checked when configured. `alg: none` and any
 //! algorithm other than the configured one are refused.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -75,6 +76,8 @@ impl Authenticator {
         required.extend(audience.map(|_| "aud"));
         validation.set_required_spec_claims(&required);
         validation.leeway = 30;
+        // RFC 7519 4.1.5: a token must not be accepted before its `nbf`.
+        validation.validate_nbf = true;
         match issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -201,6 +204,24 @@ mod tests {
         let key = jsonwebtoken::EncodingKey::from_secret(secret().expose().as_bytes()).unwrap();
         let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
         assert!(auth().authenticate(&bearer(&token)).is_err());
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_not_before_time() {
+        use jsonwebtoken::{EncodingKey, Header};
+        let key = EncodingKey::from_secret(secret().expose().as_bytes()).unwrap();
+        let now = future() - 600;
+        let token = |nbf: u64| {
+            signed(
+                Header::default(),
+                &key,
+                serde_json::json!({"sub": "alice", "exp": now + 3600, "nbf": nbf}),
+            )
+        };
+        assert!(auth().authenticate(&bearer(&token(now + 600))).is_err());
+        // Within the leeway for clock skew, and in the past: accepted.
+        assert!(auth().authenticate(&bearer(&token(now + 10))).is_ok());
+        assert!(auth().authenticate(&bearer(&token(now - 60))).is_ok());
     }
 
     // Test-only key pairs (openssl genpkey), never used outside tests.

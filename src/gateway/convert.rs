@@ -84,32 +84,48 @@ pub fn thumbnail_spec(request: &pb::ThumbnailRequest) -> Result<ThumbnailSpec, G
     })
 }
 
+/// Most entries a Metadata request may list (there are 12 fields; a field
+/// listed twice is read once).
+pub const MAX_METADATA_FIELDS: usize = 64;
+
+/// The fields asked for, each once, in the order first asked.
 pub fn metadata_fields(raw: &[i32]) -> Result<Vec<MetadataField>, GatewayError> {
-    raw.iter()
-        .map(|&value| {
-            let field = match pb::MetadataField::try_from(value) {
-                Ok(pb::MetadataField::Size) => MetadataField::Size,
-                Ok(pb::MetadataField::Mimetype) => MetadataField::Mimetype,
-                Ok(pb::MetadataField::Filename) => MetadataField::Filename,
-                Ok(pb::MetadataField::Width) => MetadataField::Width,
-                Ok(pb::MetadataField::Height) => MetadataField::Height,
-                Ok(pb::MetadataField::Uploaded) => MetadataField::Uploaded,
-                Ok(pb::MetadataField::Writeable) => MetadataField::Writeable,
-                Ok(pb::MetadataField::Md5) => MetadataField::Md5,
-                Ok(pb::MetadataField::Sha256) => MetadataField::Sha256,
-                Ok(pb::MetadataField::Path) => MetadataField::Path,
-                Ok(pb::MetadataField::Container) => MetadataField::Container,
-                Ok(pb::MetadataField::Location) => MetadataField::Location,
-                Ok(pb::MetadataField::Unspecified) | Err(_) => {
-                    return Err(GatewayError::invalid(
-                        "fields",
-                        format!("unknown field {value}"),
-                    ));
-                }
-            };
-            Ok(field)
-        })
-        .collect()
+    if raw.len() > MAX_METADATA_FIELDS {
+        return Err(GatewayError::invalid(
+            "fields",
+            format!("at most {MAX_METADATA_FIELDS} entries"),
+        ));
+    }
+    let mut fields: Vec<MetadataField> = Vec::with_capacity(raw.len());
+    for field in raw.iter().map(|&value| {
+        let field = match pb::MetadataField::try_from(value) {
+            Ok(pb::MetadataField::Size) => MetadataField::Size,
+            Ok(pb::MetadataField::Mimetype) => MetadataField::Mimetype,
+            Ok(pb::MetadataField::Filename) => MetadataField::Filename,
+            Ok(pb::MetadataField::Width) => MetadataField::Width,
+            Ok(pb::MetadataField::Height) => MetadataField::Height,
+            Ok(pb::MetadataField::Uploaded) => MetadataField::Uploaded,
+            Ok(pb::MetadataField::Writeable) => MetadataField::Writeable,
+            Ok(pb::MetadataField::Md5) => MetadataField::Md5,
+            Ok(pb::MetadataField::Sha256) => MetadataField::Sha256,
+            Ok(pb::MetadataField::Path) => MetadataField::Path,
+            Ok(pb::MetadataField::Container) => MetadataField::Container,
+            Ok(pb::MetadataField::Location) => MetadataField::Location,
+            Ok(pb::MetadataField::Unspecified) | Err(_) => {
+                return Err(GatewayError::invalid(
+                    "fields",
+                    format!("unknown field {value}"),
+                ));
+            }
+        };
+        Ok(field)
+    }) {
+        let field = field?;
+        if !fields.contains(&field) {
+            fields.push(field);
+        }
+    }
+    Ok(fields)
 }
 
 pub fn metadata(meta: Metadata) -> pb::MetadataResponse {

@@ -8,7 +8,7 @@ use crate::filestack::policy::{Call, Policy, Security};
 use crate::filestack::urls::{self, Resize, Transform};
 use crate::filestack::{FilestackError, Metadata, MetadataField, regex_escape};
 use crate::gateway::domain::{
-    DocumentId, Fit, Handle, ImageFormat, OwnerId, RequestId, ThumbnailSpec, Ttl,
+    DocumentId, Filename, Fit, Handle, ImageFormat, OwnerId, RequestId, ThumbnailSpec, Ttl,
 };
 use crate::gateway::error::GatewayError;
 use crate::gateway::{Gateway, now_micros};
@@ -155,10 +155,13 @@ impl Gateway {
             owner: owner.as_str().to_owned(),
             handle: handle.as_str().to_owned(),
             url: urls::cdn_url(self.cdn(), handle.as_str()),
+            // A browser chose the name: characters an upload would refuse
+            // (bidirectional overrides, ...) are left out, not shown.
             filename: meta
                 .filename
-                .clone()
-                .unwrap_or_else(|| handle.as_str().to_owned()),
+                .as_deref()
+                .and_then(Filename::cleaned)
+                .map_or_else(|| handle.as_str().to_owned(), |f| f.as_str().to_owned()),
             content_type: meta
                 .mimetype
                 .clone()

@@ -106,25 +106,73 @@ impl fmt::Display for Handle {
     }
 }
 
-/// A file name: never a path. Non-empty, at most 255 bytes, no `/`, `\`,
-/// control characters (NUL included), not `.` or `..`.
+/// A file name: never a path, and shown as it reads. Non-empty, at most 255
+/// bytes, not `.` or `..`, and none of [`Filename::refuses`]: `/`, `\`,
+/// characters that look like them, control characters (NUL included), line
+/// and paragraph separators, private-use characters, and format characters
+/// such as the bidirectional overrides that make `invoice\u{202E}gnp.exe`
+/// display as `invoiceexe.png` (zero-width joiners stay: scripts and emoji
+/// sequences need them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filename(String);
 
 impl Filename {
+    const MAX_BYTES: usize = 255;
+
     pub fn parse(raw: &str) -> Result<Filename, GatewayError> {
         let bad = raw.is_empty()
-            || raw.len() > 255
+            || raw.len() > Self::MAX_BYTES
             || raw == "."
             || raw == ".."
-            || raw.chars().any(|c| c == '/' || c == '\\' || c.is_control());
+            || raw.chars().any(Self::refuses);
         if bad {
             return Err(GatewayError::invalid(
                 "spec.filename",
-                "must be a file name of 1 to 255 bytes without '/', '\\' or control characters",
+                "must be a file name of 1 to 255 bytes without '/', '\\', look-alikes of them, \
+                 control, format (such as bidirectional overrides), separator or private-use characters",
             ));
         }
         Ok(Filename(raw.to_owned()))
+    }
+
+    /// A name Filestack reported (a browser upload), with the characters
+    /// `parse` refuses left out and cut to 255 bytes; `None` when nothing
+    /// usable is left.
+    pub fn cleaned(raw: &str) -> Option<Filename> {
+        let mut name = String::with_capacity(raw.len().min(Self::MAX_BYTES));
+        for c in raw.chars().filter(|&c| !Self::refuses(c)) {
+            if name.len() + c.len_utf8() > Self::MAX_BYTES {
+                break;
+            }
+            name.push(c);
+        }
+        Self::parse(&name).ok()
+    }
+
+    /// Whether `c` may not appear in a file name.
+    pub fn refuses(c: char) -> bool {
+        use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+        const SEPARATOR_LOOKALIKES: [char; 8] = [
+            '\u{2044}', '\u{2215}', '\u{2216}', '\u{29F5}', '\u{29F8}', '\u{29F9}', '\u{FF0F}',
+            '\u{FF3C}',
+        ];
+        // Hangul fillers: letters that render as nothing.
+        const INVISIBLE_LETTERS: [char; 4] = ['\u{115F}', '\u{1160}', '\u{3164}', '\u{FFA0}'];
+        if c == '/' || c == '\\' {
+            return true;
+        }
+        if SEPARATOR_LOOKALIKES.contains(&c) || INVISIBLE_LETTERS.contains(&c) {
+            return true;
+        }
+        match c.general_category() {
+            GeneralCategory::Format => c != '\u{200C}' && c != '\u{200D}',
+            GeneralCategory::Control
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+            | GeneralCategory::Surrogate => true,
+            _ => false,
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -336,6 +384,69 @@ mod tests {
         }
         assert!(Filename::parse("report 2026 (final).pdf").is_ok());
         assert!(Filename::parse("résumé.txt").is_ok());
+    }
+
+    #[test]
+    fn filenames_refuse_every_character_that_spoofs_how_they_read() {
+        // Bidirectional embeddings, overrides, isolates and marks; other
+        // format characters (zero-width space, word joiner, BOM, soft
+        // hyphen, tags); separators; private use; slash look-alikes;
+        // invisible letters.
+        let spoofers = [
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{202E}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{061C}',
+            '\u{200B}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0041}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{E000}',
+            '\u{F8FF}',
+            '\u{2215}',
+            '\u{FF0F}',
+            '\u{2044}',
+            '\u{FF3C}',
+            '\u{3164}',
+            '\u{0085}',
+            '\u{007F}',
+        ];
+        for c in spoofers {
+            let name = format!("invoice{c}gnp.exe");
+            assert!(Filename::parse(&name).is_err(), "U+{:04X}", c as u32);
+            assert_eq!(
+                Filename::cleaned(&name).map(|n| n.as_str().to_owned()),
+                Some("invoicegnp.exe".to_owned()),
+                "U+{:04X}",
+                c as u32
+            );
+        }
+        // Scripts and emoji that need joiners and selectors stay valid.
+        for good in [
+            "می\u{200C}خواهم.txt",
+            "👩\u{200D}💻.png",
+            "❤\u{FE0F}.jpg",
+            "日本語.pdf",
+            "Ελληνικά.doc",
+        ] {
+            assert!(Filename::parse(good).is_ok(), "{good}");
+        }
+        assert_eq!(Filename::cleaned("\u{202E}\u{202E}"), None);
+        assert_eq!(
+            Filename::cleaned(&"é".repeat(200)).map(|n| n.as_str().len()),
+            Some(254)
+        );
     }
 
     #[test]

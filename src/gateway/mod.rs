@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod journal;
+pub mod page_token;
 mod service;
 pub mod settings;
 mod upload;
@@ -28,6 +29,7 @@ use crate::gateway::admission::UploadAdmission;
 use crate::gateway::auth::Authenticator;
 use crate::gateway::events::EventFeed;
 use crate::gateway::journal::ReaperBell;
+use crate::gateway::page_token::PageTokens;
 
 pub use app::Application;
 pub use settings::{ServeArgs, Settings};
@@ -66,6 +68,8 @@ pub struct Gateway {
     pub(crate) admission: UploadAdmission,
     /// Wakes the upload journal's reaper.
     pub(crate) reaper: ReaperBell,
+    /// Seals ListDocuments page tokens.
+    pub(crate) page_tokens: PageTokens,
     /// Set when shutdown begins: new calls are refused.
     draining: AtomicBool,
 }
@@ -78,6 +82,7 @@ impl Gateway {
         limits: Limits,
         admission: UploadAdmission,
     ) -> Self {
+        let page_tokens = PageTokens::new(&filestack.config().app_secret);
         Self {
             db,
             filestack,
@@ -86,6 +91,7 @@ impl Gateway {
             events: EventFeed::default(),
             admission,
             reaper: ReaperBell::default(),
+            page_tokens,
             draining: AtomicBool::new(false),
         }
     }

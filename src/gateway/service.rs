@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, Span, field};
 
-use crate::db::PageCursor;
 use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl};
 use crate::gateway::error::GatewayError;
@@ -325,16 +324,18 @@ impl FileGatewayService for GatewayService {
                         ));
                     }
                 };
+                let tokens = &self.gateway.page_tokens;
                 let cursor = match request.page_token.as_str() {
                     "" => None,
-                    token => Some(PageCursor::decode(token).ok_or_else(|| {
-                        GatewayError::invalid("page_token", "not a token from ListDocuments")
-                    })?),
+                    token => Some(tokens.open(&owner, token)?),
                 };
                 let page = self.gateway.list(&owner, page_size, cursor).await?;
                 Ok(pb::ListDocumentsResponse {
                     documents: page.documents.into_iter().map(convert::document).collect(),
-                    next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
+                    next_page_token: page
+                        .next
+                        .map(|cursor| tokens.seal(&owner, &cursor))
+                        .unwrap_or_default(),
                 })
             },
         )
