@@ -9,7 +9,7 @@ use filegate::pb::v1 as pb;
 use support::content::data;
 use support::gateway::{TestGateway, delivery};
 use support::poll_until;
-use support::postgres::{PostgresDatabase, server};
+use support::postgres::PostgresDatabase;
 use support::rpc::Rpc;
 use tonic::{Code, Streaming};
 
@@ -184,7 +184,9 @@ async fn deliver_all(gw: &TestGateway, ids: &[String]) {
 
 #[tokio::test]
 async fn two_gateways_on_one_postgres_share_events_in_order_and_resume_without_loss() {
-    let database = PostgresDatabase::create(&server()).await;
+    let Some(database) = PostgresDatabase::for_test().await else {
+        return;
+    };
     let a = TestGateway::start_on(&database.url, &[]).await;
     let b = TestGateway::start_on(&database.url, &[]).await;
     let mut watcher = watch(&a, "carol", 0).await;
@@ -232,17 +234,20 @@ async fn until(
 }
 
 /// Two replicas on one new database: `a`, and `b` whose cached rows never
-/// expire during a test, so only a notification can make it read a row again.
-async fn replicas() -> (PostgresDatabase, TestGateway, TestGateway) {
-    let database = PostgresDatabase::create(&server()).await;
+/// expire during a test, so only a notification can make it read a row
+/// again; `None` when the test is skipped for want of PostgreSQL.
+async fn replicas() -> Option<(PostgresDatabase, TestGateway, TestGateway)> {
+    let database = PostgresDatabase::for_test().await?;
     let a = TestGateway::start_on(&database.url, &[]).await;
     let b = TestGateway::start_on(&database.url, &["--document-cache-ttl-secs", "3600"]).await;
-    (database, a, b)
+    Some((database, a, b))
 }
 
 #[tokio::test]
 async fn two_gateways_on_one_postgres_evict_each_others_changed_and_deleted_documents() {
-    let (database, a, b) = replicas().await;
+    let Some((database, a, b)) = replicas().await else {
+        return;
+    };
     let doc = upload(&a, "carol").await;
     let cached = b.read_until_cached("carol", &doc.id).await;
     assert_eq!(cached.size_bytes, 500);
@@ -272,7 +277,9 @@ async fn two_gateways_on_one_postgres_evict_each_others_changed_and_deleted_docu
 
 #[tokio::test]
 async fn a_replica_that_loses_its_listener_connection_forgets_its_cache_and_listens_again() {
-    let (database, a, b) = replicas().await;
+    let Some((database, a, b)) = replicas().await else {
+        return;
+    };
     let doc = upload(&a, "carol").await;
     b.read_until_cached("carol", &doc.id).await;
 
