@@ -1,12 +1,6 @@
 //! The File API of the Filestack client (delete, metadata, store, signed
 //! URLs) against the real emulator, over HTTP on 127.0.0.1:0.
 
-#[path = "support/emulator.rs"]
-mod emulator;
-#[path = "support/client.rs"]
-mod support;
-
-use std::io::Cursor;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,22 +8,11 @@ use filegate::filestack::urls::{Fit, Format, Resize, Transform};
 use filegate::filestack::{
     FilestackClient, FilestackError, MetadataField, Sha256Check, StoredFile, UploadSpec,
 };
-use md5::{Digest, Md5};
 use serde_json::json;
-use sha2::Sha256;
-use support::{TestEmulator, chunked, data};
+use support::content::{chunked, data, dimensions, md5_hex, png, sha256, sha256_hex};
+use support::emulator::TestEmulator;
 
-fn png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
-    });
-    let mut out = Cursor::new(Vec::new());
-    image
-        .write_to(&mut out, image::ImageFormat::Png)
-        .expect("PNG encodes");
-    out.into_inner()
-}
-
+/// Upload of `bytes` as `name` of type `mime`, in 4 KiB pieces.
 async fn upload(client: &FilestackClient, bytes: &[u8], name: &str, mime: &str) -> StoredFile {
     let spec = UploadSpec {
         size: Some(bytes.len() as u64),
@@ -44,7 +27,7 @@ async fn upload(client: &FilestackClient, bytes: &[u8], name: &str, mime: &str) 
 #[tokio::test]
 async fn metadata_fields_come_back_typed() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let bytes = png(40, 30);
     let stored = upload(&client, &bytes, "pixel.png", "image/png").await;
     let fields = [
@@ -69,15 +52,15 @@ async fn metadata_fields_come_back_typed() {
         metadata.uploaded.is_some_and(|at| at > 1.0e12),
         "milliseconds"
     );
-    assert_eq!(metadata.md5, Some(hex::encode(Md5::digest(&bytes))));
-    assert_eq!(metadata.sha256, Some(hex::encode(Sha256::digest(&bytes))));
+    assert_eq!(metadata.md5, Some(md5_hex(&bytes)));
+    assert_eq!(metadata.sha256, Some(sha256_hex(&bytes)));
     assert_eq!(metadata.path, None, "not requested");
 }
 
 #[tokio::test]
 async fn a_deleted_file_has_no_metadata_and_cannot_be_deleted_again() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let stored = upload(&client, b"short-lived", "a.txt", "text/plain").await;
     client.delete(&stored.handle).await.expect("delete");
     let metadata = client
@@ -95,7 +78,7 @@ async fn a_deleted_file_has_no_metadata_and_cannot_be_deleted_again() {
 #[tokio::test]
 async fn metadata_failing_with_503_until_the_budget_is_spent_is_unavailable() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let stored = upload(&client, b"abc", "a.txt", "text/plain").await;
     emulator
         .fault(json!({"route": "metadata", "status": 503, "count": 50}))
@@ -118,7 +101,7 @@ async fn metadata_failing_with_503_until_the_budget_is_spent_is_unavailable() {
 #[tokio::test]
 async fn a_small_file_can_be_stored_in_one_request() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let spec = UploadSpec::new("note.bin", "application/octet-stream");
     let bytes = data(70_000);
     let stored = client
@@ -127,18 +110,15 @@ async fn a_small_file_can_be_stored_in_one_request() {
         .expect("store");
     assert_eq!(stored.size, 70_000);
     assert_eq!(stored.sha256, None);
-    let url = client
-        .download_url(&stored.handle, Duration::from_secs(60))
-        .expect("valid handle");
-    assert_eq!(emulator.get(&url).await, bytes);
+    assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
 }
 
 #[tokio::test]
 async fn a_stored_file_is_checked_against_its_sha256_before_it_is_sent() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let bytes = Bytes::from(data(70_000));
-    let expected: [u8; 32] = Sha256::digest(&bytes).into();
+    let expected = sha256(&bytes);
     let spec = UploadSpec {
         sha256: Sha256Check::Expect(expected),
         ..UploadSpec::new("note.bin", "application/octet-stream")
@@ -162,7 +142,7 @@ async fn a_stored_file_is_checked_against_its_sha256_before_it_is_sent() {
 #[tokio::test]
 async fn a_download_url_opens_only_its_own_file() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let first = upload(&client, b"first", "1.txt", "text/plain").await;
     let second = upload(&client, b"second", "2.txt", "text/plain").await;
     let url = client
@@ -176,7 +156,7 @@ async fn a_download_url_opens_only_its_own_file() {
 #[tokio::test]
 async fn a_signed_thumbnail_url_serves_the_transformed_image() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let stored = upload(&client, &png(64, 48), "photo.png", "image/png").await;
     let transform = Transform::new(&stored.handle)
         .resize(Resize {
@@ -189,15 +169,14 @@ async fn a_signed_thumbnail_url_serves_the_transformed_image() {
     let url = client
         .thumbnail_url(&transform, Duration::from_secs(60))
         .expect("valid handle");
-    let body = emulator.get(&url).await;
-    let thumbnail = image::load_from_memory(&body).expect("an image");
-    assert_eq!((thumbnail.width(), thumbnail.height()), (16, 16));
+    let body = emulator.get_ok(&url).await;
+    assert_eq!(dimensions(&body), (16, 16));
 }
 
 #[tokio::test]
 async fn handles_that_are_not_handles_never_reach_the_network() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let deleted = client.delete("../../etc").await;
     assert!(matches!(deleted, Err(FilestackError::InvalidHandle)));
     assert!(client.download_url("a/b", Duration::from_secs(1)).is_err());

@@ -1,23 +1,10 @@
 //! The transform module through its public interface, as the emulator's CDN
 //! routes use it: a URL path in, encoded image bytes out.
 
-use std::io::Cursor;
-
 use filegate::emulator::transform::{TransformError, apply, canonical, parse_chain};
 use filegate::filestack::policy::{Call, Policy, Security};
 use filegate::secret::Secret;
-use image::{DynamicImage, GenericImageView, ImageFormat, Rgb, RgbImage};
-
-fn photo(width: u32, height: u32) -> Vec<u8> {
-    let image = DynamicImage::ImageRgb8(RgbImage::from_fn(width, height, |x, y| {
-        Rgb([(x % 256) as u8, (y % 256) as u8, 90])
-    }));
-    let mut bytes = Cursor::new(Vec::new());
-    image
-        .write_to(&mut bytes, ImageFormat::Jpeg)
-        .expect("encoding the test photo");
-    bytes.into_inner()
-}
+use support::content::{dimensions, jpeg};
 
 #[test]
 fn a_signed_python_transformation_url_renders_a_cropped_enhanced_jpeg() {
@@ -42,10 +29,9 @@ fn a_signed_python_transformation_url_renders_a_cropped_enhanced_jpeg() {
     );
     assert_eq!(chain.handle, "AbCdEfGhIjKlMnOpQrSt");
 
-    let rendered = apply(&photo(400, 300), &chain.tasks).expect("the chain applies");
+    let rendered = apply(&jpeg(400, 300), &chain.tasks).expect("the chain applies");
     assert_eq!(rendered.mimetype, "image/jpeg");
-    let out = image::load_from_memory(&rendered.bytes).expect("a decodable result");
-    assert_eq!(out.dimensions(), (200, 200));
+    assert_eq!(dimensions(&rendered.bytes), (200, 200));
 }
 
 #[test]

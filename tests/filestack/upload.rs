@@ -1,11 +1,6 @@
 //! The multipart upload of the Filestack client against the real emulator,
 //! over HTTP on 127.0.0.1:0.
 
-#[path = "support/emulator.rs"]
-mod emulator;
-#[path = "support/client.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -14,39 +9,25 @@ use filegate::filestack::{
 };
 use futures_util::StreamExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use support::{MIB, TestEmulator, chunked, data};
-
-fn spec(filename: &str, size: Option<u64>) -> UploadSpec {
-    UploadSpec {
-        size,
-        path: Some("user-uploads/alice/".into()),
-        ..UploadSpec::new(filename, "application/octet-stream")
-    }
-}
-
-async fn download(emulator: &TestEmulator, client: &FilestackClient, handle: &str) -> Vec<u8> {
-    let url = client
-        .download_url(handle, Duration::from_secs(60))
-        .expect("valid handle");
-    emulator.get(&url).await
-}
+use support::MIB;
+use support::content::{chunked, data, sha256};
+use support::emulator::{TestEmulator, upload_spec};
 
 #[tokio::test]
 async fn a_multi_part_upload_round_trips_byte_for_byte_through_a_signed_url() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let bytes = data(12 * MIB + 123);
     let stored = client
         .upload(
             chunked(&bytes, 100_003),
-            spec("big.bin", Some(bytes.len() as u64)),
+            upload_spec("big.bin", Some(bytes.len() as u64)),
         )
         .await
         .expect("upload succeeds");
     assert_eq!(stored.size, bytes.len() as u64);
     assert_eq!(stored.filename, "big.bin");
-    assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+    assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
     let stats = emulator.stats().await;
     assert_eq!(stats.requests("multipart_upload"), 3);
     assert_eq!(stats.requests("part_put"), 3);
@@ -57,14 +38,14 @@ async fn a_multi_part_upload_round_trips_byte_for_byte_through_a_signed_url() {
 #[tokio::test]
 async fn a_small_upload_of_unknown_size_is_stored_in_one_part() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let stored = client
-        .upload(chunked(b"hello world", 4), spec("hello.txt", None))
+        .upload(chunked(b"hello world", 4), upload_spec("hello.txt", None))
         .await
         .expect("upload succeeds");
     assert_eq!(stored.size, 11);
     assert_eq!(
-        download(&emulator, &client, &stored.handle).await,
+        emulator.download(&client, &stored.handle).await,
         b"hello world"
     );
     assert_eq!(emulator.stats().await.requests("part_put"), 1);
@@ -75,8 +56,8 @@ async fn an_unknown_size_larger_than_one_part_is_refused_before_starting() {
     let emulator = TestEmulator::start().await;
     let bytes = data(5 * MIB + 1);
     let result = emulator
-        .client()
-        .upload(chunked(&bytes, 65_536), spec("big.bin", None))
+        .filestack()
+        .upload(chunked(&bytes, 65_536), upload_spec("big.bin", None))
         .await;
     assert!(
         matches!(result, Err(FilestackError::SizeRequired)),
@@ -91,8 +72,11 @@ async fn a_stream_shorter_than_declared_fails_and_leaves_nothing_stored() {
     let bytes = data(6 * MIB);
     let declared = bytes.len() as u64 + 10;
     let result = emulator
-        .client()
-        .upload(chunked(&bytes, 65_536), spec("short.bin", Some(declared)))
+        .filestack()
+        .upload(
+            chunked(&bytes, 65_536),
+            upload_spec("short.bin", Some(declared)),
+        )
         .await;
     assert!(
         matches!(result, Err(FilestackError::SizeMismatch { declared: d, received }) if d == declared && received == declared - 10),
@@ -109,8 +93,11 @@ async fn a_stream_longer_than_declared_fails_and_leaves_nothing_stored() {
     let bytes = data(6 * MIB);
     let declared = bytes.len() as u64 - 1;
     let result = emulator
-        .client()
-        .upload(chunked(&bytes, 65_536), spec("long.bin", Some(declared)))
+        .filestack()
+        .upload(
+            chunked(&bytes, 65_536),
+            upload_spec("long.bin", Some(declared)),
+        )
         .await;
     assert!(
         matches!(result, Err(FilestackError::SizeMismatch { declared: d, .. }) if d == declared),
@@ -124,24 +111,24 @@ async fn a_stream_longer_than_declared_fails_and_leaves_nothing_stored() {
 #[tokio::test]
 async fn the_sha256_of_a_multi_part_upload_is_computed_when_asked_for() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let bytes = data(12 * MIB + 123);
-    let expected: [u8; 32] = Sha256::digest(&bytes).into();
+    let expected = sha256(&bytes);
     let size = Some(bytes.len() as u64);
     for check in [Sha256Check::Compute, Sha256Check::Expect(expected)] {
         let spec = UploadSpec {
             sha256: check,
-            ..spec("hashed.bin", size)
+            ..upload_spec("hashed.bin", size)
         };
         let stored = client
             .upload(chunked(&bytes, 100_003), spec)
             .await
             .expect("upload succeeds");
         assert_eq!(stored.sha256, Some(expected), "{check:?}");
-        assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+        assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
     }
     let stored = client
-        .upload(chunked(&bytes, 100_003), spec("plain.bin", size))
+        .upload(chunked(&bytes, 100_003), upload_spec("plain.bin", size))
         .await
         .expect("upload succeeds");
     assert_eq!(stored.sha256, None);
@@ -151,14 +138,14 @@ async fn the_sha256_of_a_multi_part_upload_is_computed_when_asked_for() {
 async fn a_stream_with_another_sha256_fails_before_complete_and_leaves_nothing_stored() {
     let emulator = TestEmulator::start().await;
     let bytes = data(12 * MIB + 123);
-    let mut expected: [u8; 32] = Sha256::digest(&bytes).into();
+    let mut expected = sha256(&bytes);
     expected[0] ^= 0x80;
     let spec = UploadSpec {
         sha256: Sha256Check::Expect(expected),
-        ..spec("tampered.bin", Some(bytes.len() as u64))
+        ..upload_spec("tampered.bin", Some(bytes.len() as u64))
     };
     let result = emulator
-        .client()
+        .filestack()
         .upload(chunked(&bytes, 100_003), spec)
         .await;
     assert!(
@@ -177,16 +164,16 @@ async fn a_part_put_failing_once_with_503_succeeds_after_a_retry() {
     emulator
         .fault(json!({"route": "part_put", "status": 503, "count": 1}))
         .await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let bytes = data(7 * MIB);
     let stored = client
         .upload(
             chunked(&bytes, 65_536),
-            spec("retry.bin", Some(bytes.len() as u64)),
+            upload_spec("retry.bin", Some(bytes.len() as u64)),
         )
         .await
         .expect("upload succeeds after a retry");
-    assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+    assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
     let stats = emulator.stats().await;
     assert_eq!(stats.requests("part_put"), 3, "two parts and one retry");
     assert_eq!(stats.stored_files(), 1);
@@ -199,8 +186,8 @@ async fn a_start_answering_503_once_is_sent_again() {
         .fault(json!({"route": "multipart_start", "status": 503, "count": 1}))
         .await;
     let stored = emulator
-        .client()
-        .upload(chunked(b"abc", 3), spec("a.txt", Some(3)))
+        .filestack()
+        .upload(chunked(b"abc", 3), upload_spec("a.txt", Some(3)))
         .await
         .expect("upload succeeds");
     assert_eq!(stored.size, 3);
@@ -214,8 +201,8 @@ async fn a_start_refused_as_a_bad_request_is_not_sent_again() {
         .fault(json!({"route": "multipart_start", "status": 400, "count": 5}))
         .await;
     let result = emulator
-        .client()
-        .upload(chunked(b"abc", 3), spec("a.txt", Some(3)))
+        .filestack()
+        .upload(chunked(b"abc", 3), upload_spec("a.txt", Some(3)))
         .await;
     assert!(
         matches!(result, Err(FilestackError::BadRequest { status: 400, .. })),
@@ -230,13 +217,16 @@ async fn complete_answering_202_three_times_succeeds() {
     emulator
         .fault(json!({"route": "multipart_complete", "accepted": 3}))
         .await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let stored = client
-        .upload(chunked(b"assembled later", 5), spec("late.txt", Some(15)))
+        .upload(
+            chunked(b"assembled later", 5),
+            upload_spec("late.txt", Some(15)),
+        )
         .await
         .expect("upload succeeds after 202s");
     assert_eq!(
-        download(&emulator, &client, &stored.handle).await,
+        emulator.download(&client, &stored.handle).await,
         b"assembled later"
     );
     assert_eq!(emulator.stats().await.requests("multipart_complete"), 4);
@@ -250,8 +240,8 @@ async fn a_stream_error_aborts_the_upload_with_no_file() {
         "client went away",
     ))]));
     let result = emulator
-        .client()
-        .upload(failing, spec("broken.bin", Some(20 * MIB as u64)))
+        .filestack()
+        .upload(failing, upload_spec("broken.bin", Some(20 * MIB as u64)))
         .await;
     assert!(
         matches!(result, Err(FilestackError::Stream(_))),
@@ -268,10 +258,10 @@ async fn a_persistent_503_gives_unavailable_within_the_retry_budget() {
     emulator
         .fault(json!({"route": "multipart_upload", "status": 503, "count": 50}))
         .await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let started = Instant::now();
     let result = client
-        .upload(chunked(b"never", 5), spec("never.txt", Some(5)))
+        .upload(chunked(b"never", 5), upload_spec("never.txt", Some(5)))
         .await;
     let error = result.expect_err("the upload fails");
     assert!(error.is_retryable(), "{error:?}");
@@ -291,11 +281,11 @@ async fn a_persistent_503_gives_unavailable_within_the_retry_budget() {
 #[tokio::test]
 async fn an_upload_signed_with_the_wrong_secret_is_refused_without_leaking_it() {
     let emulator = TestEmulator::start().await;
-    let mut config = emulator.config();
+    let mut config = emulator.filestack_config();
     config.app_secret = filegate::secret::Secret::new("not-the-secret");
     let client = FilestackClient::new(config).expect("valid config");
     let result = client
-        .upload(chunked(b"abc", 3), spec("a.txt", Some(3)))
+        .upload(chunked(b"abc", 3), upload_spec("a.txt", Some(3)))
         .await;
     let error = result.expect_err("refused");
     assert!(
@@ -310,7 +300,7 @@ async fn an_upload_signed_with_the_wrong_secret_is_refused_without_leaking_it() 
 #[tokio::test]
 async fn an_upload_larger_than_one_part_uses_every_part_in_order() {
     let emulator = TestEmulator::start().await;
-    let mut config = emulator.config();
+    let mut config = emulator.filestack_config();
     config.parts_in_flight = 1;
     let client = FilestackClient::new(config).expect("valid config");
     let bytes = data(16 * MIB + 1);
@@ -321,17 +311,17 @@ async fn an_upload_larger_than_one_part_uses_every_part_in_order() {
             .collect::<Vec<_>>(),
     );
     let stored = client
-        .upload(stream, spec("ordered.bin", Some(bytes.len() as u64)))
+        .upload(stream, upload_spec("ordered.bin", Some(bytes.len() as u64)))
         .await
         .expect("upload succeeds");
-    assert_eq!(download(&emulator, &client, &stored.handle).await, bytes);
+    assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
     assert_eq!(emulator.stats().await.requests("part_put"), 4);
 }
 
 #[tokio::test]
 async fn the_stream_is_read_only_as_fast_as_parts_are_uploaded() {
     let emulator = TestEmulator::start().await;
-    let mut config = emulator.config();
+    let mut config = emulator.filestack_config();
     config.parts_in_flight = 1;
     let client = FilestackClient::new(config).expect("valid config");
     emulator
@@ -355,7 +345,7 @@ async fn the_stream_is_read_only_as_fast_as_parts_are_uploaded() {
         }
     });
     client
-        .upload(stream, spec("paced.bin", Some(bytes.len() as u64)))
+        .upload(stream, upload_spec("paced.bin", Some(bytes.len() as u64)))
         .await
         .expect("upload succeeds");
     // Reading part p with one slot means parts 1..p-1 are done: p-1 PUTs arrived.
@@ -372,10 +362,10 @@ async fn the_stream_is_read_only_as_fast_as_parts_are_uploaded() {
 #[tokio::test]
 async fn an_upload_lands_under_the_path_and_container_its_policy_is_pinned_to() {
     let emulator = TestEmulator::start().await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let spec = UploadSpec {
         container: Some("bucket.one".into()),
-        ..spec("placed.txt", Some(6))
+        ..upload_spec("placed.txt", Some(6))
     };
     let stored = client
         .upload(chunked(b"placed", 2), spec)

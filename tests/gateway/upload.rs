@@ -1,59 +1,19 @@
 //! Upload through the real gateway (local mode, embedded emulator).
 
-#[path = "support/gateway.rs"]
-mod support;
-
-use filegate::pb::v1::{SignedUrlRequest, UploadRequest, UploadSpec, upload_request};
-use support::{MIB, TestGateway, data, reason, sha256_hex};
+use filegate::pb::v1::UploadRequest;
+use support::MIB;
+use support::content::{data, sha256_hex};
+use support::gateway::TestGateway;
+use support::rpc::{Rpc, data_message, first_message, messages, reason, spec, spec_message};
 use tonic::Code;
 use tonic_types::StatusExt;
-
-fn spec(filename: &str, size: Option<i64>) -> UploadSpec {
-    UploadSpec {
-        filename: filename.into(),
-        content_type: String::new(),
-        size_bytes: size,
-        sha256: String::new(),
-        request_id: String::new(),
-    }
-}
-
-/// The spec in the first message, then the bytes in `chunk`-sized messages.
-fn messages(spec: UploadSpec, bytes: &[u8], chunk: usize) -> Vec<UploadRequest> {
-    let mut out = vec![UploadRequest {
-        first_message: Some(upload_request::FirstMessage::Spec(spec)),
-        ..Default::default()
-    }];
-    out.extend(bytes.chunks(chunk).map(|c| UploadRequest {
-        data: c.to_vec().into(),
-        ..Default::default()
-    }));
-    out
-}
-
-async fn upload(
-    gw: &TestGateway,
-    sub: &str,
-    msgs: Vec<UploadRequest>,
-) -> Result<filegate::pb::v1::Document, tonic::Status> {
-    let mut client = gw.client().await;
-    let request = gw.request(sub, tokio_stream::iter(msgs));
-    client
-        .upload(request)
-        .await
-        .map(|r| r.into_inner().document.expect("document"))
-}
 
 #[tokio::test]
 async fn a_small_file_in_one_message_becomes_a_document_whose_url_serves_its_bytes() {
     let gw = TestGateway::start().await;
     let bytes = b"hello filegate".to_vec();
-    let msg = UploadRequest {
-        first_message: Some(upload_request::FirstMessage::Spec(spec("hello.txt", None))),
-        data: bytes.clone().into(),
-        ..Default::default()
-    };
-    let doc = upload(&gw, "alice", vec![msg]).await.expect("upload");
+    let msg = first_message(spec("hello.txt", None), &bytes);
+    let doc = gw.upload_stream("alice", vec![msg]).await.expect("upload");
     assert_eq!(doc.filename, "hello.txt");
     assert_eq!(doc.content_type, "text/plain");
     assert_eq!(doc.size_bytes, bytes.len() as i64);
@@ -62,25 +22,17 @@ async fn a_small_file_in_one_message_becomes_a_document_whose_url_serves_its_byt
     assert_eq!(doc.handle.len(), 20);
     assert!(doc.id.starts_with("doc_"));
     assert!(doc.create_time.is_some());
-    let mut client = gw.client().await;
     let (hits, misses) = gw.cache_counts().await;
-    let url = client
-        .signed_url(gw.request(
-            "alice",
-            SignedUrlRequest {
-                document_id: doc.id.clone(),
-                ttl: None,
-            },
-        ))
+    let url = gw
+        .signed_url("alice", &doc.id, None)
         .await
-        .expect("signed url")
-        .into_inner();
+        .expect("signed url");
     assert_eq!(
         gw.cache_counts().await,
         (hits + 1, misses),
         "the upload left its row in the cache"
     );
-    assert_eq!(gw.get(&url.url).await, (200, bytes));
+    assert_eq!(gw.emulator.get(&url.url).await, (200, bytes));
     assert_eq!(gw.documents().await, 1);
     gw.stop().await;
 }
@@ -90,29 +42,13 @@ async fn a_30_mib_upload_comes_back_identical_through_the_signed_url() {
     let gw = TestGateway::start().await;
     let bytes = data(30 * MIB + 7);
     let declared = Some(bytes.len() as i64);
-    let doc = upload(
-        &gw,
-        "alice",
-        messages(spec("big.bin", declared), &bytes, MIB),
-    )
-    .await
-    .expect("upload");
+    let doc = gw
+        .upload_stream("alice", messages(spec("big.bin", declared), &bytes, MIB))
+        .await
+        .expect("upload");
     assert_eq!(doc.size_bytes, bytes.len() as i64);
     assert_eq!(doc.sha256, sha256_hex(&bytes));
-    let mut client = gw.client().await;
-    let url = client
-        .signed_url(gw.request(
-            "alice",
-            SignedUrlRequest {
-                document_id: doc.id,
-                ttl: None,
-            },
-        ))
-        .await
-        .expect("signed url")
-        .into_inner();
-    let (status, body) = gw.get(&url.url).await;
-    assert_eq!(status, 200);
+    let body = gw.download("alice", &doc.id).await;
     assert!(body == bytes, "downloaded bytes differ");
     gw.stop().await;
 }
@@ -120,13 +56,13 @@ async fn a_30_mib_upload_comes_back_identical_through_the_signed_url() {
 #[tokio::test]
 async fn a_large_upload_without_a_declared_size_is_refused_and_leaves_nothing() {
     let gw = TestGateway::start().await;
-    let status = upload(
-        &gw,
-        "alice",
-        messages(spec("big.bin", None), &data(6 * MIB), MIB),
-    )
-    .await
-    .unwrap_err();
+    let status = gw
+        .upload_stream(
+            "alice",
+            messages(spec("big.bin", None), &data(6 * MIB), MIB),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(reason(&status), "SIZE_REQUIRED");
     assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
@@ -136,24 +72,24 @@ async fn a_large_upload_without_a_declared_size_is_refused_and_leaves_nothing() 
 #[tokio::test]
 async fn upload_of_a_file_over_the_cap_is_rejected_and_leaves_no_row() {
     let gw = TestGateway::start_with(&["--max-upload-bytes", "1048576"]).await;
-    let declared = upload(
-        &gw,
-        "alice",
-        messages(spec("big.bin", Some(2 * MIB as i64)), &[], MIB),
-    )
-    .await
-    .unwrap_err();
+    let declared = gw
+        .upload_stream(
+            "alice",
+            messages(spec("big.bin", Some(2 * MIB as i64)), &[], MIB),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(
         (declared.code(), reason(&declared).as_str()),
         (Code::InvalidArgument, "FILE_TOO_LARGE")
     );
-    let streamed = upload(
-        &gw,
-        "alice",
-        messages(spec("big.bin", None), &data(MIB + 1), 512 * 1024),
-    )
-    .await
-    .unwrap_err();
+    let streamed = gw
+        .upload_stream(
+            "alice",
+            messages(spec("big.bin", None), &data(MIB + 1), 512 * 1024),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(
         (streamed.code(), reason(&streamed).as_str()),
         (Code::InvalidArgument, "FILE_TOO_LARGE")
@@ -165,24 +101,24 @@ async fn upload_of_a_file_over_the_cap_is_rejected_and_leaves_no_row() {
 #[tokio::test]
 async fn bytes_that_differ_from_the_declared_size_are_out_of_range_and_store_nothing() {
     let gw = TestGateway::start().await;
-    let fewer = upload(
-        &gw,
-        "alice",
-        messages(spec("a.bin", Some(1000)), &data(999), 100),
-    )
-    .await
-    .unwrap_err();
+    let fewer = gw
+        .upload_stream(
+            "alice",
+            messages(spec("a.bin", Some(1000)), &data(999), 100),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(
         (fewer.code(), reason(&fewer).as_str()),
         (Code::OutOfRange, "SIZE_MISMATCH")
     );
-    let more = upload(
-        &gw,
-        "alice",
-        messages(spec("a.bin", Some(6 * MIB as i64)), &data(6 * MIB + 1), MIB),
-    )
-    .await
-    .unwrap_err();
+    let more = gw
+        .upload_stream(
+            "alice",
+            messages(spec("a.bin", Some(6 * MIB as i64)), &data(6 * MIB + 1), MIB),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(
         (more.code(), reason(&more).as_str()),
         (Code::OutOfRange, "SIZE_MISMATCH")
@@ -197,7 +133,8 @@ async fn a_wrong_sha256_fails_the_upload_and_keeps_nothing_while_the_right_one_p
     let bytes = data(7 * MIB);
     let mut wrong = spec("a.bin", Some(bytes.len() as i64));
     wrong.sha256 = sha256_hex(b"something else");
-    let status = upload(&gw, "alice", messages(wrong, &bytes, MIB))
+    let status = gw
+        .upload_stream("alice", messages(wrong, &bytes, MIB))
         .await
         .unwrap_err();
     assert_eq!(
@@ -207,7 +144,8 @@ async fn a_wrong_sha256_fails_the_upload_and_keeps_nothing_while_the_right_one_p
     assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
     let mut right = spec("a.bin", Some(bytes.len() as i64));
     right.sha256 = sha256_hex(&bytes).to_uppercase();
-    let doc = upload(&gw, "alice", messages(right, &bytes, MIB))
+    let doc = gw
+        .upload_stream("alice", messages(right, &bytes, MIB))
         .await
         .expect("upload");
     assert_eq!(doc.sha256, sha256_hex(&bytes));
@@ -220,12 +158,18 @@ async fn a_retry_with_the_same_request_id_returns_the_same_document_and_stores_o
     let mut first = spec("a.txt", None);
     first.request_id = "req-42".into();
     let msgs = messages(first, b"idempotent", 4);
-    let a = upload(&gw, "alice", msgs.clone()).await.expect("first");
-    let b = upload(&gw, "alice", msgs.clone()).await.expect("retry");
+    let a = gw
+        .upload_stream("alice", msgs.clone())
+        .await
+        .expect("first");
+    let b = gw
+        .upload_stream("alice", msgs.clone())
+        .await
+        .expect("retry");
     assert_eq!(a, b);
     assert_eq!((gw.documents().await, gw.stored_files().await), (1, 1));
     // Another owner's key space is separate.
-    let c = upload(&gw, "bob", msgs).await.expect("bob");
+    let c = gw.upload_stream("bob", msgs).await.expect("bob");
     assert_ne!(a.id, c.id);
     gw.stop().await;
 }
@@ -233,28 +177,19 @@ async fn a_retry_with_the_same_request_id_returns_the_same_document_and_stores_o
 #[tokio::test]
 async fn malformed_streams_are_invalid_arguments() {
     let gw = TestGateway::start().await;
-    let empty = upload(&gw, "alice", vec![]).await.unwrap_err();
+    let empty = gw.upload_stream("alice", vec![]).await.unwrap_err();
     assert_eq!(empty.code(), Code::InvalidArgument);
-    let data_first = upload(
-        &gw,
-        "alice",
-        vec![UploadRequest {
-            data: b"x".to_vec().into(),
-            ..Default::default()
-        }],
-    )
-    .await
-    .unwrap_err();
+    let data_first = gw
+        .upload_stream("alice", vec![data_message(b"x")])
+        .await
+        .unwrap_err();
     assert_eq!(
         (data_first.code(), reason(&data_first).as_str()),
         (Code::InvalidArgument, "SPEC_REQUIRED")
     );
     let mut two = messages(spec("a.txt", None), b"abc", 3);
-    two.push(UploadRequest {
-        first_message: Some(upload_request::FirstMessage::Spec(spec("b.txt", None))),
-        ..Default::default()
-    });
-    let two_specs = upload(&gw, "alice", two).await.unwrap_err();
+    two.push(spec_message(spec("b.txt", None)));
+    let two_specs = gw.upload_stream("alice", two).await.unwrap_err();
     assert_eq!(
         (two_specs.code(), reason(&two_specs).as_str()),
         (Code::InvalidArgument, "SPEC_REPEATED")
@@ -267,7 +202,8 @@ async fn malformed_streams_are_invalid_arguments() {
         "nul\0byte",
         &"n".repeat(2048),
     ] {
-        let status = upload(&gw, "alice", messages(spec(name, None), b"abc", 3))
+        let status = gw
+            .upload_stream("alice", messages(spec(name, None), b"abc", 3))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{name:?}");
@@ -281,18 +217,18 @@ async fn malformed_streams_are_invalid_arguments() {
             Some("spec.filename")
         );
     }
-    let negative = upload(&gw, "alice", messages(spec("a", Some(-1)), b"abc", 3))
+    let negative = gw
+        .upload_stream("alice", messages(spec("a", Some(-1)), b"abc", 3))
         .await
         .unwrap_err();
     assert_eq!(negative.code(), Code::InvalidArgument);
     let offset = UploadRequest {
         write_offset: 99,
-        data: b"x".to_vec().into(),
-        ..Default::default()
+        ..data_message(b"x")
     };
     let mut bad_offset = messages(spec("a", None), b"abc", 3);
     bad_offset.push(offset);
-    let status = upload(&gw, "alice", bad_offset).await.unwrap_err();
+    let status = gw.upload_stream("alice", bad_offset).await.unwrap_err();
     assert_eq!(
         (status.code(), reason(&status).as_str()),
         (Code::OutOfRange, "OFFSET_MISMATCH")

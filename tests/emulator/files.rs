@@ -1,25 +1,22 @@
 //! The emulator's File API, simple store, metadata, CDN and persistence.
 
-#[path = "support/emulator.rs"]
-mod support;
-
-use filegate::filestack::policy::{Call, Policy};
+use filegate::filestack::policy::{Call, Policy, Security};
 use serde_json::Value;
-use support::{API_KEY, config, handle_of, policy, query, sign, start, store_raw};
+use support::emulator::{API_KEY, TestEmulator, handle_of, policy, query};
+use support::unix_now;
 
 #[tokio::test]
 async fn store_accepts_a_form_field_and_a_raw_body() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = start(config(dir.path())).await;
-    let client = reqwest::Client::new();
-    let raw = store_raw(&client, &emu.base, b"raw bytes".to_vec(), "text/plain").await;
+    let emu = TestEmulator::start().await;
+    let client = emu.http();
+    let raw = emu.store_raw(b"raw bytes".to_vec(), "text/plain").await;
     assert_eq!(raw["size"], 9);
     assert_eq!(raw["type"], "text/plain");
     assert_eq!(raw["mimetype"], "text/plain");
     assert_eq!(raw["filename"], "pic.png");
-    assert_eq!(raw["url"], format!("{}/{}", emu.base, handle_of(&raw)));
+    assert_eq!(raw["url"], format!("{}/{}", emu.base_url, handle_of(&raw)));
     assert!(raw["key"].as_str().unwrap().ends_with("_pic.png"));
-    let security = sign(&policy(&[Call::Pick]));
+    let security = emu.sign(&policy(&[Call::Pick]));
     let mut params = query(&security);
     params.push(("key", API_KEY.to_owned()));
     params.push(("path", "dir/".to_owned()));
@@ -31,7 +28,7 @@ async fn store_accepts_a_form_field_and_a_raw_body() {
         .text("other", "ignored")
         .part("fileUpload", part);
     let response = client
-        .post(format!("{}/api/store/s3", emu.base))
+        .post(format!("{}/api/store/s3", emu.base_url))
         .query(&params)
         .multipart(form)
         .send()
@@ -43,58 +40,44 @@ async fn store_accepts_a_form_field_and_a_raw_body() {
     assert_eq!(stored["mimetype"], "text/markdown");
     assert_eq!(stored["size"], 10);
     assert!(stored["key"].as_str().unwrap().starts_with("dir/"));
-    let (status, _) = support::post_json(
-        &client,
-        &format!("{}/api/store/S3?key=wrong", emu.base),
-        &Value::Null,
-    )
-    .await;
+    let (status, _) = emu.post_json("/api/store/S3?key=wrong", &Value::Null).await;
     assert_eq!(status, 400);
 }
 
 #[tokio::test]
 async fn store_enforces_the_policy_size_and_path_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = start(config(dir.path())).await;
-    let client = reqwest::Client::new();
-    let send = |security: filegate::filestack::policy::Security, path: &str| {
+    let emu = TestEmulator::start().await;
+    let client = emu.http();
+    let send = |security: Security, path: &str| {
         let mut params = query(&security);
         params.push(("key", API_KEY.to_owned()));
         params.push(("path", path.to_owned()));
         client
-            .post(format!("{}/api/store/S3", emu.base))
+            .post(format!("{}/api/store/S3", emu.base_url))
             .query(&params)
             .body("0123456789")
             .send()
     };
-    let small = sign(&policy(&[Call::Pick]).with_max_size(5));
+    let small = emu.sign(&policy(&[Call::Pick]).with_max_size(5));
     assert_eq!(send(small, "a").await.unwrap().status(), 403);
-    let rooted = sign(&policy(&[Call::Pick]).with_path("users/1/.*"));
+    let rooted = emu.sign(&policy(&[Call::Pick]).with_path("users/1/.*"));
     assert_eq!(
         send(rooted.clone(), "users/2/x").await.unwrap().status(),
         403
     );
     assert_eq!(send(rooted, "users/1/x").await.unwrap().status(), 200);
-    let stats: Value = client
-        .get(format!("{}/_emulator/stats", emu.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats["stored_files"], 1, "refused files are not kept");
+    let stats = emu.stats().await;
+    assert_eq!(stats.stored_files(), 1, "refused files are not kept");
 }
 
 #[tokio::test]
 async fn downloads_carry_filestack_headers_and_need_a_read_policy_for_that_handle() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = start(config(dir.path())).await;
-    let client = reqwest::Client::new();
-    let handle = handle_of(&store_raw(&client, &emu.base, b"hello".to_vec(), "text/plain").await);
-    let other = handle_of(&store_raw(&client, &emu.base, b"other".to_vec(), "text/plain").await);
-    let read = sign(&policy(&[Call::Read]).with_handle(&handle));
-    let url = format!("{}/api/file/{handle}", emu.base);
+    let emu = TestEmulator::start().await;
+    let client = emu.http();
+    let handle = handle_of(&emu.store_raw(b"hello".to_vec(), "text/plain").await);
+    let other = handle_of(&emu.store_raw(b"other".to_vec(), "text/plain").await);
+    let read = emu.sign(&policy(&[Call::Read]).with_handle(&handle));
+    let url = format!("{}/api/file/{handle}", emu.base_url);
     let response = client.get(&url).query(&query(&read)).send().await.unwrap();
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
@@ -117,7 +100,7 @@ async fn downloads_carry_filestack_headers_and_need_a_read_policy_for_that_handl
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-length"], "5");
     assert_eq!(client.get(&url).send().await.unwrap().status(), 403);
-    let pinned_elsewhere = format!("{}/api/file/{other}", emu.base);
+    let pinned_elsewhere = format!("{}/api/file/{other}", emu.base_url);
     let refused = client
         .get(&pinned_elsewhere)
         .query(&query(&read))
@@ -125,7 +108,7 @@ async fn downloads_carry_filestack_headers_and_need_a_read_policy_for_that_handl
         .await
         .unwrap();
     assert_eq!(refused.status(), 403);
-    let cdn_other = format!("{}/{other}", emu.base);
+    let cdn_other = format!("{}/{other}", emu.base_url);
     let refused = client
         .get(&cdn_other)
         .query(&query(&read))
@@ -139,13 +122,12 @@ async fn downloads_carry_filestack_headers_and_need_a_read_policy_for_that_handl
 
 #[tokio::test]
 async fn a_deleted_file_is_gone_and_delete_needs_key_and_remove() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = start(config(dir.path())).await;
-    let client = reqwest::Client::new();
-    let handle = handle_of(&store_raw(&client, &emu.base, b"bye".to_vec(), "text/plain").await);
-    let url = format!("{}/api/file/{handle}", emu.base);
-    let remove = sign(&policy(&[Call::Remove]).with_handle(&handle));
-    let read = sign(&policy(&[Call::Read]));
+    let emu = TestEmulator::start().await;
+    let client = emu.http();
+    let handle = handle_of(&emu.store_raw(b"bye".to_vec(), "text/plain").await);
+    let url = format!("{}/api/file/{handle}", emu.base_url);
+    let remove = emu.sign(&policy(&[Call::Remove]).with_handle(&handle));
+    let read = emu.sign(&policy(&[Call::Read]));
     let mut params = query(&remove);
     assert_eq!(
         client
@@ -203,11 +185,11 @@ async fn a_deleted_file_is_gone_and_delete_needs_key_and_remove() {
             .status(),
         404
     );
-    let other = handle_of(&store_raw(&client, &emu.base, b"two".to_vec(), "text/plain").await);
-    let remove_any = sign(&policy(&[Call::Remove]));
+    let other = handle_of(&emu.store_raw(b"two".to_vec(), "text/plain").await);
+    let remove_any = emu.sign(&policy(&[Call::Remove]));
     let mut params = query(&remove_any);
     params.push(("key", API_KEY.to_owned()));
-    let post_remove = format!("{}/api/file/{other}/remove", emu.base);
+    let post_remove = format!("{}/api/file/{other}/remove", emu.base_url);
     assert_eq!(
         client
             .post(&post_remove)
@@ -218,7 +200,7 @@ async fn a_deleted_file_is_gone_and_delete_needs_key_and_remove() {
             .status(),
         200
     );
-    let cdn = format!("{}/{other}", emu.base);
+    let cdn = format!("{}/{other}", emu.base_url);
     assert_eq!(
         client
             .get(&cdn)
@@ -233,13 +215,12 @@ async fn a_deleted_file_is_gone_and_delete_needs_key_and_remove() {
 
 #[tokio::test]
 async fn an_overwrite_changes_content_and_size_and_needs_write() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = start(config(dir.path())).await;
-    let client = reqwest::Client::new();
-    let handle = handle_of(&store_raw(&client, &emu.base, b"old".to_vec(), "text/plain").await);
-    let url = format!("{}/api/file/{handle}", emu.base);
-    let read = sign(&policy(&[Call::Read]));
-    let write = sign(&policy(&[Call::Write]).with_handle(&handle));
+    let emu = TestEmulator::start().await;
+    let client = emu.http();
+    let handle = handle_of(&emu.store_raw(b"old".to_vec(), "text/plain").await);
+    let url = format!("{}/api/file/{handle}", emu.base_url);
+    let read = emu.sign(&policy(&[Call::Read]));
+    let write = emu.sign(&policy(&[Call::Write]).with_handle(&handle));
     let refused = client
         .post(&url)
         .query(&query(&read))
@@ -279,8 +260,8 @@ async fn an_overwrite_changes_content_and_size_and_needs_write() {
         (answer["size"].clone(), answer["mimetype"].clone()),
         (2.into(), "application/json".into())
     );
-    let missing = format!("{}/api/file/AAAAAAAAAAAAAAAAAAAA", emu.base);
-    let write_any = sign(&policy(&[Call::Write]));
+    let missing = format!("{}/api/file/AAAAAAAAAAAAAAAAAAAA", emu.base_url);
+    let write_any = emu.sign(&policy(&[Call::Write]));
     let response = client
         .post(&missing)
         .query(&query(&write_any))
@@ -293,12 +274,11 @@ async fn an_overwrite_changes_content_and_size_and_needs_write() {
 
 #[tokio::test]
 async fn an_expired_or_forged_policy_cannot_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let emu = start(config(dir.path())).await;
-    let client = reqwest::Client::new();
-    let handle = handle_of(&store_raw(&client, &emu.base, b"s".to_vec(), "text/plain").await);
-    let url = format!("{}/{handle}", emu.base);
-    let expired = sign(&Policy::new(support::filegate_now() - 1, &[Call::Read]));
+    let emu = TestEmulator::start().await;
+    let client = emu.http();
+    let handle = handle_of(&emu.store_raw(b"s".to_vec(), "text/plain").await);
+    let url = format!("{}/{handle}", emu.base_url);
+    let expired = emu.sign(&Policy::new(unix_now() - 1, &[Call::Read]));
     assert_eq!(
         client
             .get(&url)
@@ -309,8 +289,8 @@ async fn an_expired_or_forged_policy_cannot_read() {
             .status(),
         403
     );
-    let mut forged = sign(&policy(&[Call::Read]));
-    forged.policy = sign(&policy(&[Call::Read, Call::Remove])).policy;
+    let mut forged = emu.sign(&policy(&[Call::Read]));
+    forged.policy = emu.sign(&policy(&[Call::Read, Call::Remove])).policy;
     assert_eq!(
         client
             .get(&url)

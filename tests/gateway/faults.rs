@@ -2,44 +2,21 @@
 //! emulator's fault injection), a failing database, clients that leave or
 //! stall, full limits, a crash, and shutdown with uploads in flight.
 
-#[path = "support/gateway.rs"]
-mod support;
-
 use filegate::pb::v1 as pb;
 use serde_json::json;
-use support::{MIB, TestGateway, data, reason};
+use support::MIB;
+use support::content::{data, one_chunk};
+use support::gateway::TestGateway;
+use support::rpc::{Rpc, data_message, messages, reason, spec, spec_message};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-fn spec_message(filename: &str, size: Option<usize>) -> pb::UploadRequest {
-    let spec = pb::UploadSpec {
-        filename: filename.into(),
-        size_bytes: size.map(|s| s as i64),
-        ..Default::default()
-    };
-    pb::UploadRequest {
-        first_message: Some(pb::upload_request::FirstMessage::Spec(spec)),
-        ..Default::default()
-    }
-}
-
-fn data_message(bytes: &[u8]) -> pb::UploadRequest {
-    pb::UploadRequest {
-        data: bytes.to_vec().into(),
-        ..Default::default()
-    }
-}
-
+/// `bytes` uploaded as alice in 1 MiB messages, the size declared.
 async fn upload_all(gw: &TestGateway, bytes: &[u8]) -> Result<pb::Document, tonic::Status> {
-    let mut messages = vec![spec_message("file.bin", Some(bytes.len()))];
-    messages.extend(bytes.chunks(MIB).map(data_message));
-    let mut client = gw.client().await;
-    let response = client
-        .upload(gw.request("alice", tokio_stream::iter(messages)))
-        .await?;
-    Ok(response.into_inner().document.expect("document"))
+    let spec = spec("file.bin", Some(bytes.len() as i64));
+    gw.upload_stream("alice", messages(spec, bytes, MIB)).await
 }
 
 /// An upload whose messages the test sends one by one; the call runs in a task.
@@ -50,7 +27,8 @@ struct OpenUpload {
 
 async fn open_upload(gw: &TestGateway, size: usize) -> OpenUpload {
     let (tx, rx) = mpsc::channel(4);
-    tx.send(spec_message("slow.bin", Some(size))).await.unwrap();
+    let spec = spec("slow.bin", Some(size as i64));
+    tx.send(spec_message(spec)).await.unwrap();
     let mut client = gw.client().await;
     let request = gw.request("alice", ReceiverStream::new(rx));
     let call = tokio::spawn(async move {
@@ -62,6 +40,7 @@ async fn open_upload(gw: &TestGateway, size: usize) -> OpenUpload {
     OpenUpload { tx, call }
 }
 
+/// `(documents, stored files, journal entries)`.
 async fn nothing_left(gw: &TestGateway) -> (i64, u64, i64) {
     (
         gw.documents().await,
@@ -70,33 +49,17 @@ async fn nothing_left(gw: &TestGateway) -> (i64, u64, i64) {
     )
 }
 
-async fn download(gw: &TestGateway, doc: &pb::Document) -> Vec<u8> {
-    let mut client = gw.client().await;
-    let request = pb::SignedUrlRequest {
-        document_id: doc.id.clone(),
-        ttl: None,
-    };
-    let url = client
-        .signed_url(gw.request("alice", request))
-        .await
-        .unwrap()
-        .into_inner()
-        .url;
-    let (status, body) = gw.get(&url).await;
-    assert_eq!(status, 200);
-    body
-}
-
 #[tokio::test]
 async fn a_part_put_that_fails_once_still_uploads_identical_bytes() {
     let gw = TestGateway::start().await;
-    gw.fault(json!({"route": "part_put", "status": 503, "count": 1}))
+    gw.emulator
+        .fault(json!({"route": "part_put", "status": 503, "count": 1}))
         .await;
     let bytes = data(12 * MIB + 123);
     let doc = upload_all(&gw, &bytes)
         .await
         .expect("upload survives one failed part");
-    assert!(download(&gw, &doc).await == bytes, "bytes differ");
+    assert!(gw.download("alice", &doc.id).await == bytes, "bytes differ");
     assert_eq!(gw.journal_entries().await, 0);
     gw.stop().await;
 }
@@ -104,20 +67,22 @@ async fn a_part_put_that_fails_once_still_uploads_identical_bytes() {
 #[tokio::test]
 async fn complete_answering_202_three_times_still_succeeds() {
     let gw = TestGateway::start().await;
-    gw.fault(json!({"route": "multipart_complete", "accepted": 3}))
+    gw.emulator
+        .fault(json!({"route": "multipart_complete", "accepted": 3}))
         .await;
     let bytes = data(8 * MIB);
     let doc = upload_all(&gw, &bytes)
         .await
         .expect("upload after three 202s");
-    assert!(download(&gw, &doc).await == bytes, "bytes differ");
+    assert!(gw.download("alice", &doc.id).await == bytes, "bytes differ");
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn filestack_down_is_unavailable_and_leaves_no_row() {
     let gw = TestGateway::start().await;
-    gw.fault(json!({"route": "multipart_start", "status": 503, "count": 1000}))
+    gw.emulator
+        .fault(json!({"route": "multipart_start", "status": 503, "count": 1000}))
         .await;
     let status = upload_all(&gw, &data(1000)).await.unwrap_err();
     assert_eq!(
@@ -132,7 +97,8 @@ async fn filestack_down_is_unavailable_and_leaves_no_row() {
 #[tokio::test]
 async fn a_stalled_filestack_fails_within_the_request_timeout_and_leaves_no_row() {
     let gw = TestGateway::start_with(&["--filestack-timeout-secs", "1"]).await;
-    gw.fault(json!({"route": "multipart_start", "latency_ms": 4000, "count": 1000}))
+    gw.emulator
+        .fault(json!({"route": "multipart_start", "latency_ms": 4000, "count": 1000}))
         .await;
     let started = std::time::Instant::now();
     let status = upload_all(&gw, &data(1000)).await.unwrap_err();
@@ -199,7 +165,7 @@ async fn cancel_then_upload_next(gw: &TestGateway, upload: OpenUpload) {
         .expect("the next upload gets the budget");
     assert_eq!(nothing_left(gw).await, (1, 1, 0));
     assert_eq!(gw.upload_gauges().await, (0, 0), "no upload holds memory");
-    assert!(download(gw, &doc).await == bytes);
+    assert!(gw.download("alice", &doc.id).await == bytes);
 }
 
 #[tokio::test]
@@ -279,10 +245,10 @@ async fn the_reaper_deletes_a_file_completed_at_filestack_without_a_row() {
     let kept = upload_all(&gw, &data(100)).await.expect("a normal upload");
     // What a crash between Filestack's complete and the row leaves behind.
     let spec = filegate::filestack::UploadSpec::new("orphan.bin", "application/octet-stream");
-    let stream = tokio_stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(data(50)))]);
     let orphan = gw
+        .emulator
         .filestack()
-        .upload(stream, spec)
+        .upload(one_chunk(&data(50)), spec)
         .await
         .expect("stored")
         .handle;
@@ -295,12 +261,7 @@ async fn the_reaper_deletes_a_file_completed_at_filestack_without_a_row() {
     let gw = gw.restart(&[]).await;
     // The reaper runs before the gRPC server serves: once a call is
     // answered, it is done.
-    let mut client = gw.client().await;
-    let request = pb::GetDocumentRequest {
-        document_id: kept.id,
-    };
-    client
-        .get_document(gw.request("alice", request))
+    gw.get_document("alice", &kept.id)
         .await
         .expect("the kept document");
     assert_eq!(
@@ -360,8 +321,8 @@ async fn uploads_queued_past_the_budget_on_one_connection_all_finish() {
     let mut uploads = tokio::task::JoinSet::new();
     for i in 0..8 {
         let bytes = data(6 * MIB + i);
-        let mut messages = vec![spec_message("queued.bin", Some(bytes.len()))];
-        messages.extend(bytes.chunks(MIB).map(data_message));
+        let spec = spec("queued.bin", Some(bytes.len() as i64));
+        let messages = messages(spec, &bytes, MIB);
         let request = gw.request("alice", tokio_stream::iter(messages));
         let mut client = client.clone();
         uploads.spawn(async move { client.upload(request).await.map(|r| r.into_inner()) });

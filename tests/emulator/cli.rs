@@ -3,6 +3,7 @@
 
 use std::process::Stdio;
 
+use support::process::terminate;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -31,13 +32,7 @@ async fn the_emulator_prints_its_url_serves_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(stats.status(), 200);
-    let pid = child.id().unwrap().to_string();
-    let signal = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(signal.success());
-    let status = child.wait().await.unwrap();
+    let status = terminate(&mut child).await;
     assert!(status.success(), "exit status {status}");
     assert_eq!(lines.next_line().await.unwrap(), None, "one line on stdout");
 }

@@ -2,30 +2,23 @@
 //! webhooks into the gateway), cursors, owner isolation, and two gateways
 //! sharing one PostgreSQL database.
 
-#[path = "support/gateway.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use filegate::pb::v1 as pb;
-use support::{PostgresDatabase, TestGateway, data, poll_until, unix_now};
+use support::content::data;
+use support::gateway::{TestGateway, delivery};
+use support::poll_until;
+use support::postgres::PostgresDatabase;
+use support::rpc::Rpc;
 use tonic::{Code, Streaming};
 
 /// Longest wait for an event that must come.
 const PATIENCE: Duration = Duration::from_secs(15);
 
+/// WatchEvents as `sub` after `after`, with payloads.
 async fn watch(gw: &TestGateway, sub: &str, after: i64) -> Streaming<pb::Event> {
-    let request = pb::WatchEventsRequest {
-        after_event_id: after,
-        include_payload: true,
-    };
-    gw.client()
-        .await
-        .watch_events(gw.request(sub, request))
-        .await
-        .expect("watch")
-        .into_inner()
+    gw.watch_events(sub, after, true).await.expect("watch")
 }
 
 async fn next(stream: &mut Streaming<pb::Event>) -> pb::Event {
@@ -36,36 +29,18 @@ async fn next(stream: &mut Streaming<pb::Event>) -> pb::Event {
         .expect("the stream goes on")
 }
 
-/// A delivery for a file under `owner`'s upload path.
-fn delivery(id: &str, owner: &str) -> String {
-    serde_json::json!({
-        "id": id, "action": "fp.upload", "timestamp": unix_now(),
-        "text": {
-            "url": format!("https://cdn.filestackcontent.com/h{}", id.replace('-', "")),
-            "key": format!("user-uploads/{owner}/{id}.bin"), "size": 1,
-        },
-    })
-    .to_string()
+/// An fp.upload delivery for a file under `owner`'s upload path.
+fn upload_delivery(id: &str, owner: &str) -> String {
+    let text = serde_json::json!({
+        "url": format!("https://cdn.filestackcontent.com/h{}", id.replace('-', "")),
+        "key": format!("user-uploads/{owner}/{id}.bin"), "size": 1,
+    });
+    delivery(id, "fp.upload", text)
 }
 
+/// A 500-byte upload as `sub`.
 async fn upload(gw: &TestGateway, sub: &str) -> pb::Document {
-    let spec = pb::UploadSpec {
-        filename: "f.bin".into(),
-        ..Default::default()
-    };
-    let msg = pb::UploadRequest {
-        first_message: Some(pb::upload_request::FirstMessage::Spec(spec)),
-        data: data(500).into(),
-        ..Default::default()
-    };
-    gw.client()
-        .await
-        .upload(gw.request(sub, tokio_stream::iter(vec![msg])))
-        .await
-        .expect("upload")
-        .into_inner()
-        .document
-        .expect("document")
+    gw.upload(sub, "f.bin", data(500)).await
 }
 
 #[tokio::test]
@@ -79,14 +54,7 @@ async fn an_upload_through_the_gateway_streams_fp_upload_and_a_delete_fp_delete(
     assert!(uploaded.document_id.is_empty() || uploaded.document_id == doc.id);
     assert!(uploaded.payload_json.contains(&doc.handle));
     assert!(uploaded.receive_time.is_some());
-    let request = pb::DeleteRequest {
-        document_id: doc.id.clone(),
-    };
-    gw.client()
-        .await
-        .delete(gw.request("alice", request))
-        .await
-        .expect("delete");
+    gw.delete("alice", &doc.id).await.expect("delete");
     let deleted = next(&mut events).await;
     assert_eq!(deleted.action, "fp.delete");
     assert_eq!(deleted.handle, doc.handle);
@@ -99,7 +67,7 @@ async fn an_upload_through_the_gateway_streams_fp_upload_and_a_delete_fp_delete(
 async fn resuming_from_the_last_id_loses_nothing_and_repeats_nothing() {
     let gw = TestGateway::start().await;
     for id in ["r-1", "r-2", "r-3"] {
-        assert_eq!(gw.deliver(&delivery(id, "alice")).await, 200);
+        assert_eq!(gw.deliver(&upload_delivery(id, "alice")).await, 200);
     }
     let mut events = watch(&gw, "alice", 0).await;
     let mut last = 0;
@@ -111,12 +79,12 @@ async fn resuming_from_the_last_id_loses_nothing_and_repeats_nothing() {
     }
     drop(events);
     for id in ["r-4", "r-5"] {
-        assert_eq!(gw.deliver(&delivery(id, "alice")).await, 200);
+        assert_eq!(gw.deliver(&upload_delivery(id, "alice")).await, 200);
     }
     let mut events = watch(&gw, "alice", last).await;
     assert_eq!(next(&mut events).await.delivery_id, "r-4");
     assert_eq!(next(&mut events).await.delivery_id, "r-5");
-    assert_eq!(gw.deliver(&delivery("r-6", "alice")).await, 200);
+    assert_eq!(gw.deliver(&upload_delivery("r-6", "alice")).await, 200);
     assert_eq!(
         next(&mut events).await.delivery_id,
         "r-6",
@@ -129,19 +97,16 @@ async fn resuming_from_the_last_id_loses_nothing_and_repeats_nothing() {
 async fn a_caller_receives_only_the_events_of_their_own_documents() {
     let gw = TestGateway::start().await;
     let mut bob = watch(&gw, "bob", 0).await;
-    assert_eq!(gw.deliver(&delivery("o-1", "alice")).await, 200);
-    assert_eq!(gw.deliver(&delivery("o-2", "bob")).await, 200);
-    let nobody = serde_json::json!({
-        "id": "o-3", "action": "fp.upload", "timestamp": unix_now(),
-        "text": { "url": "https://cdn.filestackcontent.com/hUnplaced" },
-    });
-    assert_eq!(gw.deliver(&nobody.to_string()).await, 200);
-    assert_eq!(gw.deliver(&delivery("o-4", "bob")).await, 200);
+    assert_eq!(gw.deliver(&upload_delivery("o-1", "alice")).await, 200);
+    assert_eq!(gw.deliver(&upload_delivery("o-2", "bob")).await, 200);
+    let nobody = serde_json::json!({ "url": "https://cdn.filestackcontent.com/hUnplaced" });
+    assert_eq!(gw.deliver(&delivery("o-3", "fp.upload", nobody)).await, 200);
+    assert_eq!(gw.deliver(&upload_delivery("o-4", "bob")).await, 200);
     assert_eq!(next(&mut bob).await.delivery_id, "o-2");
     assert_eq!(next(&mut bob).await.delivery_id, "o-4");
     let mut alice = watch(&gw, "alice", 0).await;
     assert_eq!(next(&mut alice).await.delivery_id, "o-1");
-    assert_eq!(gw.deliver(&delivery("o-5", "alice")).await, 200);
+    assert_eq!(gw.deliver(&upload_delivery("o-5", "alice")).await, 200);
     assert_eq!(next(&mut alice).await.delivery_id, "o-5");
     gw.stop().await;
 }
@@ -149,14 +114,8 @@ async fn a_caller_receives_only_the_events_of_their_own_documents() {
 #[tokio::test]
 async fn a_negative_cursor_or_a_missing_token_is_refused() {
     let gw = TestGateway::start().await;
-    let request = pb::WatchEventsRequest {
-        after_event_id: -1,
-        include_payload: false,
-    };
     let status = gw
-        .client()
-        .await
-        .watch_events(gw.request("alice", request))
+        .watch_events("alice", -1, false)
         .await
         .expect_err("negative cursor");
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -173,18 +132,8 @@ async fn a_negative_cursor_or_a_missing_token_is_refused() {
 #[tokio::test]
 async fn the_payload_comes_only_when_asked_for() {
     let gw = TestGateway::start().await;
-    assert_eq!(gw.deliver(&delivery("p-1", "alice")).await, 200);
-    let request = pb::WatchEventsRequest {
-        after_event_id: 0,
-        include_payload: false,
-    };
-    let mut events = gw
-        .client()
-        .await
-        .watch_events(gw.request("alice", request))
-        .await
-        .expect("watch")
-        .into_inner();
+    assert_eq!(gw.deliver(&upload_delivery("p-1", "alice")).await, 200);
+    let mut events = gw.watch_events("alice", 0, false).await.expect("watch");
     let event = next(&mut events).await;
     assert_eq!(event.delivery_id, "p-1");
     assert!(event.payload_json.is_empty());
@@ -196,13 +145,13 @@ async fn a_backlog_larger_than_a_read_batch_and_the_stream_buffer_arrives_whole_
     let gw = TestGateway::start().await;
     let ids: Vec<String> = (0..250).map(|i| format!("k-{i:03}")).collect();
     for id in &ids {
-        assert_eq!(gw.deliver(&delivery(id, "alice")).await, 200);
+        assert_eq!(gw.deliver(&upload_delivery(id, "alice")).await, 200);
     }
     let mut events = watch(&gw, "alice", 0).await;
     for id in &ids {
         assert_eq!(&next(&mut events).await.delivery_id, id);
     }
-    assert_eq!(gw.deliver(&delivery("k-last", "alice")).await, 200);
+    assert_eq!(gw.deliver(&upload_delivery("k-last", "alice")).await, 200);
     assert_eq!(next(&mut events).await.delivery_id, "k-last");
     gw.stop().await;
 }
@@ -210,7 +159,7 @@ async fn a_backlog_larger_than_a_read_batch_and_the_stream_buffer_arrives_whole_
 #[tokio::test]
 async fn a_stream_ends_with_unavailable_when_the_gateway_stops() {
     let gw = TestGateway::start().await;
-    assert_eq!(gw.deliver(&delivery("s-1", "alice")).await, 200);
+    assert_eq!(gw.deliver(&upload_delivery("s-1", "alice")).await, 200);
     let mut events = watch(&gw, "alice", 0).await;
     assert_eq!(next(&mut events).await.delivery_id, "s-1");
     tokio::time::timeout(PATIENCE, gw.stop())
@@ -225,7 +174,7 @@ async fn a_stream_ends_with_unavailable_when_the_gateway_stops() {
 /// Delivers `ids` to `gw`, all at once.
 async fn deliver_all(gw: &TestGateway, ids: &[String]) {
     let sends = ids.iter().map(|id| {
-        let body = delivery(id, "carol");
+        let body = upload_delivery(id, "carol");
         async move { gw.deliver(&body).await }
     });
     for status in futures_util::future::join_all(sends).await {
@@ -235,7 +184,9 @@ async fn deliver_all(gw: &TestGateway, ids: &[String]) {
 
 #[tokio::test]
 async fn two_gateways_on_one_postgres_share_events_in_order_and_resume_without_loss() {
-    let database = PostgresDatabase::create().await;
+    let Some(database) = PostgresDatabase::for_test().await else {
+        return;
+    };
     let a = TestGateway::start_on(&database.url, &[]).await;
     let b = TestGateway::start_on(&database.url, &[]).await;
     let mut watcher = watch(&a, "carol", 0).await;
@@ -255,13 +206,13 @@ async fn two_gateways_on_one_postgres_share_events_in_order_and_resume_without_l
     drop(watcher);
 
     for id in ["late-1", "late-2", "late-3"] {
-        assert_eq!(b.deliver(&delivery(id, "carol")).await, 200);
+        assert_eq!(b.deliver(&upload_delivery(id, "carol")).await, 200);
     }
     let mut watcher = watch(&a, "carol", last).await;
     for expected in ["late-1", "late-2", "late-3"] {
         assert_eq!(next(&mut watcher).await.delivery_id, expected);
     }
-    assert_eq!(b.deliver(&delivery("late-4", "carol")).await, 200);
+    assert_eq!(b.deliver(&upload_delivery("late-4", "carol")).await, 200);
     assert_eq!(next(&mut watcher).await.delivery_id, "late-4");
     drop(watcher);
     a.stop().await;
@@ -283,42 +234,36 @@ async fn until(
 }
 
 /// Two replicas on one new database: `a`, and `b` whose cached rows never
-/// expire during a test, so only a notification can make it read a row again.
-async fn replicas() -> (PostgresDatabase, TestGateway, TestGateway) {
-    let database = PostgresDatabase::create().await;
+/// expire during a test, so only a notification can make it read a row
+/// again; `None` when the test is skipped for want of PostgreSQL.
+async fn replicas() -> Option<(PostgresDatabase, TestGateway, TestGateway)> {
+    let database = PostgresDatabase::for_test().await?;
     let a = TestGateway::start_on(&database.url, &[]).await;
     let b = TestGateway::start_on(&database.url, &["--document-cache-ttl-secs", "3600"]).await;
-    (database, a, b)
+    Some((database, a, b))
 }
 
 #[tokio::test]
 async fn two_gateways_on_one_postgres_evict_each_others_changed_and_deleted_documents() {
-    let (database, a, b) = replicas().await;
+    let Some((database, a, b)) = replicas().await else {
+        return;
+    };
     let doc = upload(&a, "carol").await;
     let cached = b.read_until_cached("carol", &doc.id).await;
     assert_eq!(cached.size_bytes, 500);
 
     let overwrite = serde_json::json!({
-        "id": "ow-replica", "action": "fp.overwrite", "timestamp": unix_now(),
-        "text": {
-            "url": format!("https://cdn.filestackcontent.com/{}", doc.handle),
-            "mimetype": "text/plain", "size": 777,
-        },
+        "url": format!("https://cdn.filestackcontent.com/{}", doc.handle),
+        "mimetype": "text/plain", "size": 777,
     });
-    assert_eq!(a.deliver(&overwrite.to_string()).await, 200);
+    let overwrite = delivery("ow-replica", "fp.overwrite", overwrite);
+    assert_eq!(a.deliver(&overwrite).await, 200);
     until(&b, &doc.id, |got| {
         got.as_ref().is_ok_and(|d| d.size_bytes == 777)
     })
     .await;
 
-    let request = pb::DeleteRequest {
-        document_id: doc.id.clone(),
-    };
-    a.client()
-        .await
-        .delete(a.request("carol", request))
-        .await
-        .expect("delete on a");
+    a.delete("carol", &doc.id).await.expect("delete on a");
     until(&b, &doc.id, |got| {
         got.as_ref()
             .is_err_and(|status| status.code() == Code::NotFound)
@@ -332,7 +277,9 @@ async fn two_gateways_on_one_postgres_evict_each_others_changed_and_deleted_docu
 
 #[tokio::test]
 async fn a_replica_that_loses_its_listener_connection_forgets_its_cache_and_listens_again() {
-    let (database, a, b) = replicas().await;
+    let Some((database, a, b)) = replicas().await else {
+        return;
+    };
     let doc = upload(&a, "carol").await;
     b.read_until_cached("carol", &doc.id).await;
 

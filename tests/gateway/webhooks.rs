@@ -1,9 +1,6 @@
 //! `POST /webhooks/filestack` on the real gateway: signatures, age, size,
 //! retries, and what a delivery does to its document.
 
-#[path = "support/gateway.rs"]
-mod support;
-
 use std::time::Duration;
 
 use filegate::db::Database;
@@ -12,7 +9,10 @@ use filegate::gateway::events::EventFeed;
 use filegate::gateway::webhooks::WebhookReceiver;
 use filegate::pb::v1 as pb;
 use filegate::secret::Secret;
-use support::{TestGateway, data, unix_now};
+use support::content::data;
+use support::gateway::{TestGateway, delivery, post_webhook};
+use support::rpc::Rpc;
+use support::unix_now;
 
 // Protocol reference 11.4.
 const VECTOR_BODY: &str = r#"{"id": 30813791, "action": "fp.upload", "timestamp": 1521733983, "text": {"container": "filestack-uploads-persist-production", "url": "https://cdn.filestackcontent.com/AbCdEfGhIjKlMnOpQrSt", "filename": "image.jpg", "client": "Computer", "key": "S3_KEY", "type": "image/jpeg", "status": "Stored", "size": 158584}}"#;
@@ -37,29 +37,9 @@ async fn gateway_with_secret(secret: &str) -> TestGateway {
     .await
 }
 
+/// A 1000-byte upload as `sub`.
 async fn upload(gw: &TestGateway, sub: &str, filename: &str) -> pb::Document {
-    let spec = pb::UploadSpec {
-        filename: filename.into(),
-        ..Default::default()
-    };
-    let msg = pb::UploadRequest {
-        first_message: Some(pb::upload_request::FirstMessage::Spec(spec)),
-        data: data(1000).into(),
-        ..Default::default()
-    };
-    let mut client = gw.client().await;
-    client
-        .upload(gw.request(sub, tokio_stream::iter(vec![msg])))
-        .await
-        .expect("upload")
-        .into_inner()
-        .document
-        .expect("document")
-}
-
-fn delivery(id: &str, action: &str, text: serde_json::Value) -> String {
-    serde_json::json!({ "id": id, "action": action, "timestamp": unix_now(), "text": text })
-        .to_string()
+    gw.upload(sub, filename, data(1000)).await
 }
 
 #[tokio::test]
@@ -200,15 +180,10 @@ async fn without_a_webhook_secret_every_delivery_is_refused() {
     let timestamp = unix_now().to_string();
     let body = delivery("nokey-1", "fp.upload", serde_json::json!({}));
     let signature = sign(&Secret::new(""), &timestamp, body.as_bytes());
-    let status = reqwest::Client::new()
-        .post(format!("http://{addr}/webhooks/filestack"))
-        .header("FS-Timestamp", timestamp)
-        .header("FS-Signature", signature)
-        .body(body)
-        .send()
-        .await
-        .expect("POST")
-        .status();
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}");
+    let (timestamp, signature) = (Some(timestamp.as_str()), Some(signature.as_str()));
+    let status = post_webhook(&http, &url, body.as_bytes(), timestamp, signature).await;
     assert_eq!(status, 503);
     assert_eq!(db.count_events().await.expect("count"), 0);
     server.abort();

@@ -1,23 +1,18 @@
 //! Transport failures seen by the Filestack client: cut connections, slow
 //! answers, endless 202s and a closed port.
 
-#[path = "support/emulator.rs"]
-mod emulator;
-#[path = "support/client.rs"]
-mod support;
-
 use std::time::Duration;
 
 use filegate::filestack::{FilestackClient, FilestackConfig, FilestackError, UploadSpec};
 use filegate::secret::Secret;
 use serde_json::json;
-use support::{MIB, TestEmulator, chunked, data};
+use support::MIB;
+use support::content::{chunked, data};
+use support::emulator::{TestEmulator, upload_spec};
 
+/// A spec for `fault.bin` of `size` bytes.
 fn spec(size: usize) -> UploadSpec {
-    UploadSpec {
-        size: Some(size as u64),
-        ..UploadSpec::new("fault.bin", "application/octet-stream")
-    }
+    upload_spec("fault.bin", Some(size as u64))
 }
 
 #[tokio::test]
@@ -26,23 +21,20 @@ async fn a_part_put_whose_connection_is_cut_mid_body_is_sent_again() {
     emulator
         .fault(json!({"route": "part_put", "cut_after_bytes": 100_000, "count": 1}))
         .await;
-    let client = emulator.client();
+    let client = emulator.filestack();
     let bytes = data(6 * MIB);
     let stored = client
         .upload(chunked(&bytes, 65_536), spec(bytes.len()))
         .await
         .expect("upload succeeds after the cut");
-    let url = client
-        .download_url(&stored.handle, Duration::from_secs(60))
-        .expect("valid handle");
-    assert_eq!(emulator.get(&url).await, bytes);
+    assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
     assert_eq!(emulator.stats().await.requests("part_put"), 3);
 }
 
 #[tokio::test]
 async fn a_part_announcement_slower_than_the_request_timeout_is_sent_again() {
     let emulator = TestEmulator::start().await;
-    let mut config = emulator.config();
+    let mut config = emulator.filestack_config();
     config.request_timeout = Duration::from_millis(300);
     let client = FilestackClient::new(config).expect("valid config");
     emulator
@@ -59,7 +51,7 @@ async fn a_part_announcement_slower_than_the_request_timeout_is_sent_again() {
 #[tokio::test]
 async fn a_complete_that_keeps_answering_202_gives_up_after_the_complete_timeout() {
     let emulator = TestEmulator::start().await;
-    let mut config = emulator.config();
+    let mut config = emulator.filestack_config();
     config.complete_timeout = Duration::from_millis(300);
     let client = FilestackClient::new(config).expect("valid config");
     emulator

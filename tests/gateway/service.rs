@@ -1,18 +1,12 @@
 //! Authentication, health, reflection and the local-mode binary.
 
-#[path = "support/gateway.rs"]
-mod support;
-
-use std::process::Stdio;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filegate::pb::v1 as pb;
-use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
-use filegate::secret::Secret;
-use support::{SERVE_ON_PORT_ZERO, TestGateway};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use support::auth::{alg_none_token, authed, expired_token, token, with_authorization};
+use support::gateway::{JWT_SECRET, TestGateway};
+use support::process::ServedGateway;
+use support::rpc::{GatewayClient, Rpc, first_message, spec};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -20,42 +14,22 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 const SERVICE: &str = "filegate.v1.FileGatewayService";
 
-fn with_header<T>(message: T, value: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", value.parse().expect("header"));
-    request
-}
-
 /// Calls every RPC with `authorization` set to `header` (or none) and returns the codes.
-async fn codes_for(
-    client: &mut FileGatewayServiceClient<tonic::transport::Channel>,
-    header: Option<&str>,
-) -> Vec<Code> {
+async fn codes_for(client: &mut GatewayClient, header: Option<&str>) -> Vec<Code> {
     fn wrap<T>(message: T, header: Option<&str>) -> tonic::Request<T> {
         match header {
-            Some(h) => with_header(message, h),
+            Some(h) => with_authorization(message, h),
             None => tonic::Request::new(message),
         }
     }
     let id = "doc_AAAAAAAAAAAAAAAAAAAAAAAA".to_string();
-    let upload_stream = tokio_stream::iter(vec![pb::UploadRequest {
-        first_message: Some(pb::upload_request::FirstMessage::Spec(pb::UploadSpec {
-            filename: "a".into(),
-            ..Default::default()
-        })),
-        data: b"x".to_vec().into(),
-        ..Default::default()
-    }]);
-    let mut upload = tonic::Request::new(upload_stream);
-    if let Some(h) = header {
-        upload
-            .metadata_mut()
-            .insert("authorization", h.parse().expect("header"));
-    }
+    let upload = tokio_stream::iter(vec![first_message(spec("a", None), b"x")]);
     vec![
-        client.upload(upload).await.unwrap_err().code(),
+        client
+            .upload(wrap(upload, header))
+            .await
+            .unwrap_err()
+            .code(),
         client
             .signed_url(wrap(
                 pb::SignedUrlRequest {
@@ -133,22 +107,9 @@ async fn codes_for(
 async fn every_rpc_refuses_missing_malformed_expired_alg_none_and_wrong_key_tokens() {
     let gw = TestGateway::start().await;
     let mut client = gw.client().await;
-    let expired = {
-        let claims = serde_json::json!({"sub": "alice", "exp": 1_000});
-        let key = jsonwebtoken::EncodingKey::from_secret(support::JWT_SECRET.as_bytes()).unwrap();
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
-    };
-    let alg_none = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(r#"{"sub":"alice","exp":99999999999}"#)
-    );
-    let wrong_key = filegate::gateway::auth::mint_hs256(
-        &Secret::new("some-other-secret-key"),
-        "alice",
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let expired = expired_token(JWT_SECRET);
+    let alg_none = alg_none_token();
+    let wrong_key = token("some-other-secret-key", "alice");
     let headers = [
         None,
         Some("Bearer".to_string()),
@@ -169,12 +130,8 @@ async fn every_rpc_refuses_missing_malformed_expired_alg_none_and_wrong_key_toke
 #[tokio::test]
 async fn who_am_i_names_the_tokens_subject() {
     let gw = TestGateway::start().await;
-    let mut client = gw.client().await;
-    let me = client
-        .who_am_i(gw.request("carol@example.com", pb::WhoAmIRequest {}))
-        .await
-        .expect("who am i");
-    assert_eq!(me.into_inner().owner, "carol@example.com");
+    let me = gw.who_am_i("carol@example.com").await.expect("who am i");
+    assert_eq!(me, "carol@example.com");
     gw.stop().await;
 }
 
@@ -266,53 +223,19 @@ async fn reflection_lists_the_service_and_serves_the_error_detail_types() {
     gw.stop().await;
 }
 
-/// Reads the child's stdout until a line starting with `prefix`.
-async fn line_starting_with(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> String {
-    let read = async {
-        while let Some(line) = lines.next_line().await.expect("stdout") {
-            if line.starts_with(prefix) {
-                return line;
-            }
-        }
-        panic!("stdout closed before a line starting with {prefix:?}");
-    };
-    tokio::time::timeout(Duration::from_secs(60), read)
-        .await
-        .expect("the line in time")
-}
-
 #[tokio::test]
 async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     let bin = env!("CARGO_BIN_EXE_filegate");
-    let mut child = tokio::process::Command::new(bin)
-        .args(SERVE_ON_PORT_ZERO)
-        .args(["--data-dir", data_dir])
-        .env_remove("FILESTACK_API_KEY")
-        .env_remove("DATABASE_URL")
-        .env_remove("FILEGATE_JWT_SECRET")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("filegate serve starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let listening = line_starting_with(&mut lines, "filegate listening:").await;
-    let grpc = listening
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("grpc="))
-        .expect("grpc address")
-        .to_owned();
-    let token_hint = line_starting_with(&mut lines, "get a token:").await;
+    let mut served = ServedGateway::start(bin, dir.path(), None, |_| {}).await;
+    let token_hint = served.line_starting_with("get a token:").await;
     assert!(
         token_hint.contains(&format!("filegate token --data-dir {data_dir} --sub alice")),
         "{token_hint}"
     );
-    let try_it = line_starting_with(&mut lines, "try it:").await;
-    assert!(try_it.contains(&grpc), "{try_it}");
+    let try_it = served.line_starting_with("try it:").await;
+    assert!(try_it.contains(&served.grpc_addr), "{try_it}");
     let token = std::process::Command::new(bin)
         .args(["token", "--data-dir", data_dir, "--sub", "alice"])
         .env_remove("FILEGATE_JWT_SECRET")
@@ -320,14 +243,10 @@ async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_toke
         .expect("filegate token");
     assert!(token.status.success());
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
-    let mut client = FileGatewayServiceClient::connect(format!("http://{grpc}"))
+    let me = served
+        .client()
         .await
-        .expect("connects");
-    let me = client
-        .who_am_i(with_header(
-            pb::WhoAmIRequest {},
-            &format!("Bearer {token}"),
-        ))
+        .who_am_i(authed(&token, pb::WhoAmIRequest {}))
         .await
         .expect("the printed token works");
     assert_eq!(me.into_inner().owner, "alice");
@@ -335,17 +254,5 @@ async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_toke
         dir.path().join("filegate.db").exists(),
         "SQLite in the data dir"
     );
-    let pid = child.id().expect("running").to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exits in time")
-        .unwrap();
-    assert!(status.success(), "exit status {status:?}");
+    served.stop().await;
 }

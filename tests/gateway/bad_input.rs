@@ -2,18 +2,15 @@
 //! ErrorInfo reason and BadRequest field of the README's Errors table, and
 //! the whole table leaves the database and the stored files as they were.
 
-#[path = "support/gateway.rs"]
-mod support;
-
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use filegate::filestack::UploadSpec as StoreSpec;
-use filegate::gateway::auth::mint_hs256;
 use filegate::pb::v1 as pb;
-use filegate::secret::Secret;
-use support::{JWT_SECRET, MIB, TestGateway, png, sha256_hex};
+use support::MIB;
+use support::auth::{alg_none_token, expired_token, signed_token, token};
+use support::content::{png, sha256_hex};
+use support::gateway::{JWT_SECRET, TestGateway};
+use support::rpc::{Rpc, data_message, first_message, spec, thumb};
+use support::unix_now;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -106,52 +103,25 @@ struct Fixture {
     browser_handle: String,
 }
 
-fn spec(filename: &str) -> pb::UploadSpec {
-    pb::UploadSpec {
-        filename: filename.into(),
-        ..Default::default()
-    }
-}
-
-fn first(spec: pb::UploadSpec, data: &[u8]) -> pb::UploadRequest {
-    pb::UploadRequest {
-        first_message: Some(pb::upload_request::FirstMessage::Spec(spec)),
-        data: data.to_vec().into(),
-        ..Default::default()
-    }
-}
-
+/// A message of bytes at `write_offset`.
 fn chunk(data: &[u8], write_offset: i64) -> pb::UploadRequest {
     pb::UploadRequest {
-        data: data.to_vec().into(),
         write_offset,
-        ..Default::default()
+        ..data_message(data)
     }
 }
 
 /// An upload of one message: `spec` and a few bytes.
 fn upload_one(spec: pb::UploadSpec) -> Call {
-    Call::Upload(vec![first(spec, b"some bytes")])
+    Call::Upload(vec![first_message(spec, b"some bytes")])
 }
 
 fn sized(size: i64) -> pb::UploadSpec {
-    pb::UploadSpec {
-        size_bytes: Some(size),
-        ..spec("sized.bin")
-    }
+    spec("sized.bin", Some(size))
 }
 
 fn ttl(seconds: i64, nanos: i32) -> Option<prost_types::Duration> {
     Some(prost_types::Duration { seconds, nanos })
-}
-
-fn thumb(id: &str, width: i32, height: i32) -> pb::ThumbnailRequest {
-    pb::ThumbnailRequest {
-        document_id: id.into(),
-        width,
-        height,
-        ..Default::default()
-    }
 }
 
 /// Every document RPC on `id`, each with an otherwise valid request.
@@ -167,16 +137,9 @@ fn document_calls(id: &str) -> Vec<(&'static str, Call)> {
     ]
 }
 
-/// A token with these claims, signed with `secret`.
-fn signed(claims: serde_json::Value, algorithm: jsonwebtoken::Algorithm, secret: &str) -> String {
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("an HMAC key");
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(algorithm), &claims, &key).expect("a token")
-}
-
 /// `Bearer <token>` for a valid token of `sub`, unsafe or not.
 fn bearer_for(sub: &str) -> Option<String> {
-    let token = mint_hs256(&Secret::new(JWT_SECRET), sub, Duration::from_secs(600));
-    Some(format!("Bearer {}", token.expect("a token")))
+    Some(format!("Bearer {}", token(JWT_SECRET, sub)))
 }
 
 fn register(handle: &str, request_id: &str) -> Call {
@@ -198,7 +161,7 @@ fn upload_spec(filename: &str, sha256: &str, content_type: &str, request_id: &st
         sha256: sha256.into(),
         content_type: content_type.into(),
         request_id: request_id.into(),
-        ..spec(filename)
+        ..spec(filename, None)
     })
 }
 
@@ -212,19 +175,19 @@ const OOR: Code = Code::OutOfRange;
 #[rustfmt::skip]
 fn upload_rows() -> Vec<Row> {
     let b = b"0123456789";
-    let a_txt = || spec("a.txt");
-    let offset_7 = pb::UploadRequest { write_offset: 7, ..first(a_txt(), b) };
+    let a_txt = || spec("a.txt", None);
+    let offset_7 = pb::UploadRequest { write_offset: 7, ..first_message(a_txt(), b) };
     vec![
         // An empty stream has no first message, so no spec.
         row("an empty upload stream", upload_of(vec![]), IA, "SPEC_REQUIRED").field("spec"),
         row("data before the spec", upload_of(vec![chunk(b, 0)]), IA, "SPEC_REQUIRED").field("spec"),
-        row("two specs", upload_of(vec![first(a_txt(), b), first(a_txt(), b)]), IA, "SPEC_REPEATED").field("spec"),
-        invalid("an empty filename", upload_one(spec("")), "spec.filename"),
-        invalid("a filename with '/'", upload_one(spec("../etc/passwd")), "spec.filename"),
-        invalid("a filename with '\\'", upload_one(spec("dir\\a.txt")), "spec.filename"),
-        invalid("the filename '..'", upload_one(spec("..")), "spec.filename"),
-        invalid("a filename with NUL", upload_one(spec("a\0b.txt")), "spec.filename"),
-        invalid("a 2 KB filename", upload_one(spec(&"n".repeat(2048))), "spec.filename"),
+        row("two specs", upload_of(vec![first_message(a_txt(), b), first_message(a_txt(), b)]), IA, "SPEC_REPEATED").field("spec"),
+        invalid("an empty filename", upload_one(spec("", None)), "spec.filename"),
+        invalid("a filename with '/'", upload_one(spec("../etc/passwd", None)), "spec.filename"),
+        invalid("a filename with '\\'", upload_one(spec("dir\\a.txt", None)), "spec.filename"),
+        invalid("the filename '..'", upload_one(spec("..", None)), "spec.filename"),
+        invalid("a filename with NUL", upload_one(spec("a\0b.txt", None)), "spec.filename"),
+        invalid("a 2 KB filename", upload_one(spec(&"n".repeat(2048), None)), "spec.filename"),
         invalid("a negative size", upload_one(sized(-1)), "spec.size_bytes"),
         row("a size one byte over the cap", upload_one(sized(CAP + 1)), IA, "FILE_TOO_LARGE").field("spec.size_bytes"),
         row("a size of i64::MAX", upload_one(sized(i64::MAX)), IA, "FILE_TOO_LARGE").field("spec.size_bytes"),
@@ -235,13 +198,13 @@ fn upload_rows() -> Vec<Row> {
         invalid("a 63-digit SHA-256", upload_spec("a.txt", &"a".repeat(63), "", ""), "spec.sha256"),
         invalid("a malformed content type", upload_spec("a.txt", "", "not a type", ""), "spec.content_type"),
         invalid("a 200-character request id", upload_spec("a.txt", "", "", &"r".repeat(200)), "spec.request_id"),
-        row("a write_offset behind the bytes sent", upload_of(vec![first(a_txt(), b), chunk(b, 3)]), OOR, "OFFSET_MISMATCH").field("write_offset"),
+        row("a write_offset behind the bytes sent", upload_of(vec![first_message(a_txt(), b), chunk(b, 3)]), OOR, "OFFSET_MISMATCH").field("write_offset"),
         row("a write_offset on the first message", upload_of(vec![offset_7]), OOR, "OFFSET_MISMATCH").field("write_offset"),
-        invalid("a data field over 3 MiB", upload_of(vec![first(spec("a.bin"), &vec![7; 3 * MIB + 1])]), "data"),
+        invalid("a data field over 3 MiB", upload_of(vec![first_message(spec("a.bin", None), &vec![7; 3 * MIB + 1])]), "data"),
         // Over the server's 4 MiB message limit: tonic refuses the message and
         // filegate reports the failed stream.
-        row("a 5 MiB message", upload_of(vec![first(spec("a.bin"), &vec![7; 5 * MIB])]), IA, "STREAM_FAILED").field("stream"),
-        invalid("an empty file", upload_of(vec![first(a_txt(), b"")]), "data"),
+        row("a 5 MiB message", upload_of(vec![first_message(spec("a.bin", None), &vec![7; 5 * MIB])]), IA, "STREAM_FAILED").field("stream"),
+        invalid("an empty file", upload_of(vec![first_message(a_txt(), b"")]), "data"),
     ]
 }
 
@@ -249,17 +212,13 @@ fn upload_rows() -> Vec<Row> {
 fn auth_rows(fx: &Fixture) -> Vec<Row> {
     use jsonwebtoken::Algorithm::{HS256, HS512};
     use serde_json::json;
-    let later = support::unix_now() + 600;
+    let later = unix_now() + 600;
     let bearer = |token: String| Some(format!("Bearer {token}"));
-    let alg_none = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#),
-        URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"alice","exp":{later}}}"#))
-    );
-    let wrong_key = signed(json!({"sub": "alice", "exp": later}), HS256, "another-secret-entirely");
-    let expired = signed(json!({"sub": "alice", "exp": 1_000}), HS256, JWT_SECRET);
-    let hs512 = signed(json!({"sub": "alice", "exp": later}), HS512, JWT_SECRET);
-    let no_exp = signed(json!({"sub": "alice"}), HS256, JWT_SECRET);
+    let alg_none = alg_none_token();
+    let wrong_key = signed_token(json!({"sub": "alice", "exp": later}), HS256, "another-secret-entirely");
+    let expired = expired_token(JWT_SECRET);
+    let hs512 = signed_token(json!({"sub": "alice", "exp": later}), HS512, JWT_SECRET);
+    let no_exp = signed_token(json!({"sub": "alice"}), HS256, JWT_SECRET);
     let id = fx.alice_text.id.clone();
     let delete = || Call::Delete(pb::DeleteRequest { document_id: id.clone() });
     let get = || Call::Get(pb::GetDocumentRequest { document_id: id.clone() });
@@ -272,13 +231,13 @@ fn auth_rows(fx: &Fixture) -> Vec<Row> {
         unauthenticated("'Bearer' without a token", Some("Bearer".into()), list(0, "")),
         unauthenticated("the Basic scheme", basic, get()),
         unauthenticated("a valid token under another scheme", other_scheme, Call::WhoAmI),
-        unauthenticated("a malformed token", bearer("not-a-jwt".into()), upload_one(spec("a.txt"))),
+        unauthenticated("a malformed token", bearer("not-a-jwt".into()), upload_one(spec("a.txt", None))),
         unauthenticated("an expired token", bearer(expired.clone()), url),
         unauthenticated("an alg:none token", bearer(alg_none), delete()),
         unauthenticated("a token signed with another key", bearer(wrong_key), delete()),
         unauthenticated("an HS512 token", bearer(hs512), meta),
         unauthenticated("a token without exp", bearer(no_exp), Call::Policy(Default::default())),
-        unauthenticated("a token whose sub is '../x'", bearer_for("../x"), upload_one(spec("a.txt"))),
+        unauthenticated("a token whose sub is '../x'", bearer_for("../x"), upload_one(spec("a.txt", None))),
         unauthenticated("a token whose sub is empty", bearer_for(""), get()),
         unauthenticated("a token whose sub is 200 characters", bearer_for(&"s".repeat(200)), register(&fx.browser_handle, "")),
         unauthenticated("WatchEvents with an expired token", bearer(expired), Call::Watch(Default::default())),
@@ -443,48 +402,21 @@ fn refusal(status: &tonic::Status) -> Refusal {
     }
 }
 
-async fn upload(gw: &TestGateway, sub: &str, filename: &str, bytes: Vec<u8>) -> pb::Document {
-    let mut client = gw.client().await;
-    let request = gw.request(sub, tokio_stream::iter(vec![first(spec(filename), &bytes)]));
-    let response = client.upload(request).await.expect("fixture upload");
-    response.into_inner().document.expect("a document")
-}
-
-/// Stores a file under `path` straight at the emulator, as a browser would.
-async fn browser_upload(gw: &TestGateway, path: &str) -> String {
-    let spec = StoreSpec {
-        path: Some(path.into()),
-        ..StoreSpec::new("browser.png", "image/png")
-    };
-    let stream = tokio_stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from(png(4, 4)))]);
-    gw.filestack()
-        .upload(stream, spec)
-        .await
-        .expect("browser upload")
-        .handle
-}
-
 async fn fixture(gw: &TestGateway) -> Fixture {
     Fixture {
-        alice_text: upload(gw, "alice", "notes.txt", b"alice's notes".to_vec()).await,
-        alice_image: upload(gw, "alice", "pic.png", png(8, 8)).await,
-        bob_text: upload(gw, "bob", "bob.txt", b"bob's file".to_vec()).await,
-        browser_handle: browser_upload(gw, "user-uploads/alice/").await,
+        alice_text: gw
+            .upload("alice", "notes.txt", b"alice's notes".to_vec())
+            .await,
+        alice_image: gw.upload("alice", "pic.png", png(8, 8)).await,
+        bob_text: gw.upload("bob", "bob.txt", b"bob's file".to_vec()).await,
+        browser_handle: gw.emulator.browser_upload("user-uploads/alice/").await,
     }
 }
 
 /// Every document of `sub`, as ListDocuments returns them.
 async fn all_documents(gw: &TestGateway, sub: &str) -> Vec<pb::Document> {
-    let mut client = gw.client().await;
-    let request = pb::ListDocumentsRequest {
-        page_size: 1000,
-        page_token: String::new(),
-    };
-    let page = client
-        .list_documents(gw.request(sub, request))
-        .await
-        .expect("list");
-    page.into_inner().documents
+    let page = gw.list_documents(sub, 1000, "").await.expect("list");
+    page.documents
 }
 
 /// The database and the stored files, as the test compares them.

@@ -1,8 +1,5 @@
 //! Webhooks sent by the emulator, received by a small server in the test.
 
-#[path = "support/emulator.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -10,11 +7,13 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use filegate::emulator::WebhookTarget;
 use filegate::filestack::policy::Call;
 use filegate::filestack::webhook::WebhookVerifier;
 use filegate::secret::Secret;
 use serde_json::Value;
-use support::{API_KEY, policy, query, sign, start, with_webhook};
+use support::emulator::{API_KEY, TestEmulator, handle_of, policy, query};
+use support::unix_now;
 use tokio::sync::mpsc;
 
 const SECRET: &str = "hook-secret";
@@ -77,7 +76,7 @@ async fn next(rx: &mut mpsc::Receiver<Delivery>) -> (Delivery, Value) {
         .expect("a delivery within 10 s")
         .unwrap();
     let verifier = WebhookVerifier::new(Secret::new(SECRET), Duration::from_secs(300));
-    let now = support::filegate_now();
+    let now = unix_now();
     verifier
         .verify(
             delivery.timestamp.as_deref(),
@@ -90,39 +89,34 @@ async fn next(rx: &mut mpsc::Receiver<Delivery>) -> (Delivery, Value) {
     (delivery, json)
 }
 
-async fn store(client: &reqwest::Client, base: &str, bytes: &'static str) -> String {
-    let security = sign(&policy(&[Call::Pick]));
-    let mut params = query(&security);
-    params.push(("key", API_KEY.to_owned()));
-    let stored: Value = client
-        .post(format!("{base}/api/store/S3"))
-        .query(&params)
-        .header("Content-Type", "text/plain")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    stored["handle"].as_str().unwrap().to_owned()
+/// An emulator that sends its webhooks to `url`, signed with [`SECRET`].
+async fn emulator_with_webhooks(url: &str) -> TestEmulator {
+    let target = WebhookTarget {
+        url: url.to_owned(),
+        secret: Secret::new(SECRET),
+    };
+    TestEmulator::start_with(|config| config.webhook = Some(target)).await
+}
+
+/// Stores `text` as a text file; its handle.
+async fn store(emu: &TestEmulator, text: &str) -> String {
+    handle_of(&emu.store_raw(text.as_bytes().to_vec(), "text/plain").await)
 }
 
 #[tokio::test]
 async fn uploads_overwrites_and_deletes_send_signed_webhooks() {
-    let dir = tempfile::tempdir().unwrap();
     let (url, mut rx) = receiver(0).await;
-    let emu = start(with_webhook(dir.path(), &url, SECRET)).await;
-    let client = reqwest::Client::new();
-    let handle = store(&client, &emu.base, "hello").await;
+    let emu = emulator_with_webhooks(&url).await;
+    let client = emu.http();
+    let handle = store(&emu, "hello").await;
     let (_, upload) = next(&mut rx).await;
     assert_eq!(upload["action"], "fp.upload");
-    assert_eq!(upload["text"]["url"], format!("{}/{handle}", emu.base));
+    assert_eq!(upload["text"]["url"], format!("{}/{handle}", emu.base_url));
     assert_eq!(upload["text"]["size"], 5);
     assert_eq!(upload["text"]["status"], "Stored");
-    assert!(upload["timestamp"].as_i64().unwrap() <= support::filegate_now());
-    let file = format!("{}/api/file/{handle}", emu.base);
-    let write = sign(&policy(&[Call::Write]));
+    assert!(upload["timestamp"].as_i64().unwrap() <= unix_now());
+    let file = format!("{}/api/file/{handle}", emu.base_url);
+    let write = emu.sign(&policy(&[Call::Write]));
     client
         .post(&file)
         .query(&query(&write))
@@ -133,7 +127,7 @@ async fn uploads_overwrites_and_deletes_send_signed_webhooks() {
     let (_, overwrite) = next(&mut rx).await;
     assert_eq!(overwrite["action"], "fp.overwrite");
     assert_eq!(overwrite["text"]["size"], 6);
-    let mut remove = query(&sign(&policy(&[Call::Remove])));
+    let mut remove = query(&emu.sign(&policy(&[Call::Remove])));
     remove.push(("key", API_KEY.to_owned()));
     client.delete(&file).query(&remove).send().await.unwrap();
     let (_, delete) = next(&mut rx).await;
@@ -147,11 +141,9 @@ async fn uploads_overwrites_and_deletes_send_signed_webhooks() {
 
 #[tokio::test]
 async fn a_refused_delivery_is_retried_with_the_same_body() {
-    let dir = tempfile::tempdir().unwrap();
     let (url, mut rx) = receiver(2).await;
-    let emu = start(with_webhook(dir.path(), &url, SECRET)).await;
-    let client = reqwest::Client::new();
-    store(&client, &emu.base, "retry me").await;
+    let emu = emulator_with_webhooks(&url).await;
+    store(&emu, "retry me").await;
     let (first, _) = next(&mut rx).await;
     let (second, _) = next(&mut rx).await;
     let (third, json) = next(&mut rx).await;

@@ -1,0 +1,12 @@
+//! The gateway end to end: in-process on port 0 with its embedded emulator
+//! (`support::gateway::TestGateway`), or as the `filegate serve` binary.
+
+mod bad_input;
+mod crash;
+mod documents;
+mod events;
+mod faults;
+mod secrets;
+mod service;
+mod upload;
+mod webhooks;
