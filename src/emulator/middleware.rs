@@ -43,6 +43,9 @@ async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next
     let Some(action) = state.faults.take(route) else {
         return next.run(req).await;
     };
+    if let Some(budget) = action.cut_response_after_bytes {
+        return lose_answer(req, next, conn, action.latency, budget).await;
+    }
     if let Some(latency) = action.latency {
         tokio::time::sleep(latency).await;
     }
@@ -53,18 +56,6 @@ async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next
     if let Some(status) = action.status {
         drain(req).await;
         return ApiError::new(status, "injected fault").into_response();
-    }
-    if let Some(budget) = action.cut_response_after_bytes {
-        // The request takes effect; only its answer is lost.
-        let response = next.run(req).await;
-        if budget == 0 {
-            conn.kill();
-            return response;
-        }
-        let (parts, body) = response.into_parts();
-        let budget = Arc::new(AtomicU64::new(budget));
-        let body = Body::from_stream(Cut::new(body.into_data_stream(), budget, conn));
-        return Response::from_parts(parts, body);
     }
     let Some(budget) = action.cut_after_bytes else {
         return next.run(req).await;
@@ -82,6 +73,31 @@ async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next
         return response;
     }
     let (parts, body) = response.into_parts();
+    let body = Body::from_stream(Cut::new(body.into_data_stream(), budget, conn));
+    Response::from_parts(parts, body)
+}
+
+/// Runs the request (it takes effect), waits `latency`, then answers with
+/// at most `budget` bytes of the body before cutting the connection (0:
+/// before the status line). A budget past the body's end delays the answer
+/// without cutting it.
+async fn lose_answer(
+    req: Request,
+    next: Next,
+    conn: Conn,
+    latency: Option<std::time::Duration>,
+    budget: u64,
+) -> Response {
+    let response = next.run(req).await;
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
+    if budget == 0 {
+        conn.kill();
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let budget = Arc::new(AtomicU64::new(budget));
     let body = Body::from_stream(Cut::new(body.into_data_stream(), budget, conn));
     Response::from_parts(parts, body)
 }

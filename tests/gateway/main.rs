@@ -2,10 +2,12 @@
 //! (`support::gateway::TestGateway`), or as the `filegate serve` binary.
 
 mod bad_input;
+mod concurrency;
 mod crash;
 mod documents;
 mod events;
 mod faults;
+mod lost_answers;
 mod secrets;
 mod service;
 mod upload;

@@ -195,6 +195,37 @@ impl TestEmulator {
         assert_eq!(response.status(), 200, "faults cleared");
     }
 
+    /// `GET /_emulator/files`: every stored file's `(handle, key)`.
+    pub async fn files(&self) -> Vec<(String, String)> {
+        let files: Value = self
+            .http
+            .get(format!("{}/_emulator/files", self.base_url))
+            .send()
+            .await
+            .expect("emulator reachable")
+            .json()
+            .await
+            .expect("files are JSON");
+        let files = files.as_array().expect("a list of files");
+        let field = |file: &Value, name: &str| file[name].as_str().expect(name).to_owned();
+        files
+            .iter()
+            .map(|file| (field(file, "handle"), field(file, "key")))
+            .collect()
+    }
+
+    /// How a repeated `complete` is answered: `"not_found"` or `"same_file"`.
+    pub async fn set_repeated_complete(&self, answer: &str) {
+        let response = self
+            .http
+            .put(format!("{}/_emulator/settings", self.base_url))
+            .json(&serde_json::json!({ "repeated_complete": answer }))
+            .send()
+            .await
+            .expect("emulator reachable");
+        assert_eq!(response.status(), 200, "settings taken");
+    }
+
     /// `GET /_emulator/stats`.
     pub async fn stats(&self) -> Stats {
         let value: Value = self

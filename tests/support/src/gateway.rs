@@ -251,6 +251,35 @@ impl TestGateway {
         self.db.count_journal().await.expect("count")
     }
 
+    /// The rows of `upload_journal`, oldest first.
+    pub async fn journal(&self) -> Vec<filegate::db::JournalRow> {
+        self.db.journal_entries().await.expect("journal")
+    }
+
+    /// The handles of files the embedded emulator holds that no document
+    /// names: what an upload must never leave behind.
+    pub async fn orphans(&self) -> Vec<String> {
+        let mut orphans = Vec::new();
+        for (handle, _key) in self.emulator.files().await {
+            let row = self.db.document_by_handle(&handle).await.expect("query");
+            if row.is_none() {
+                orphans.push(handle);
+            }
+        }
+        orphans
+    }
+
+    /// Waits (bounded) until the emulator holds no file without a document
+    /// and the journal is empty.
+    pub async fn wait_until_settled(&self) {
+        poll_until(
+            Duration::from_secs(30),
+            "every stored file has a document and the journal is empty",
+            || async { self.orphans().await.is_empty() && self.journal_entries().await == 0 },
+        )
+        .await;
+    }
+
     /// Rows in `events`.
     pub async fn events(&self) -> i64 {
         self.db.count_events().await.expect("count events")

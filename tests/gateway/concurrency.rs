@@ -1,0 +1,145 @@
+//! Duplicates sent truly at once (a barrier releases them together) get
+//! exactly what a sequential retry gets, on SQLite and on PostgreSQL: a
+//! unique-key conflict is an answer, never an outage, and one file is kept.
+
+use std::sync::Arc;
+
+use filegate::pb::v1 as pb;
+use support::content::png;
+use support::gateway::TestGateway;
+use support::rpc::{Rpc, first_message, reason, spec};
+use tokio::sync::Barrier;
+use tonic::Code;
+
+const AT_ONCE: usize = 8;
+
+/// Runs `AT_ONCE` copies of `call`, each on its own connection, released
+/// together once all are connected; their results in order.
+async fn at_once<T, F, Fut>(gw: &TestGateway, call: F) -> Vec<Result<T, tonic::Status>>
+where
+    T: Send + 'static,
+    F: Fn(support::rpc::GatewayClient) -> Fut,
+    Fut: Future<Output = Result<T, tonic::Status>> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(AT_ONCE));
+    let mut calls = Vec::new();
+    for _ in 0..AT_ONCE {
+        let call = call(gw.client().await);
+        let barrier = barrier.clone();
+        calls.push(tokio::spawn(async move {
+            barrier.wait().await;
+            call.await
+        }));
+    }
+    let mut results = Vec::new();
+    for call in calls {
+        results.push(call.await.expect("the call's task"));
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_sent_at_once_with_one_request_id_get_one_document_and_keep_one_file() {
+    let gw = TestGateway::start().await;
+    let results = at_once(&gw, |mut client| {
+        let mut message = first_message(spec("same.txt", None), b"sent eight times");
+        if let Some(pb::upload_request::FirstMessage::Spec(spec)) = &mut message.first_message {
+            spec.request_id = "retry-storm".into();
+        }
+        let request = gw.request("alice", tokio_stream::iter(vec![message]));
+        async move {
+            let response = client.upload(request).await?;
+            Ok(response.into_inner().document.expect("a document").id)
+        }
+    })
+    .await;
+    let ids: Vec<String> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|status| panic!("every duplicate succeeds: {status:?}")))
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one document: {ids:?}");
+    assert_eq!(gw.documents().await, 1);
+    assert_eq!(gw.stored_files().await, 1, "the other copies were deleted");
+    assert_eq!(gw.journal_entries().await, 0);
+    assert!(gw.orphans().await.is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn registrations_of_one_handle_sent_at_once_get_what_sequential_ones_get() {
+    let gw = TestGateway::start().await;
+    // Without a request id: one registers it, the others find it taken.
+    let handle = gw.emulator.browser_upload("user-uploads/alice/").await;
+    let results = at_once(&gw, |mut client| {
+        let request = pb::RegisterHandleRequest {
+            handle: handle.clone(),
+            request_id: String::new(),
+        };
+        let request = gw.request("alice", request);
+        async move { client.register_handle(request).await }
+    })
+    .await;
+    let (won, lost): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    assert_eq!(won.len(), 1, "one registration");
+    for status in lost.into_iter().map(Result::unwrap_err) {
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::AlreadyExists, "HANDLE_ALREADY_REGISTERED"),
+            "{status:?}"
+        );
+    }
+    let sequential = gw.register_handle("alice", &handle, "").await.unwrap_err();
+    assert_eq!(sequential.code(), Code::AlreadyExists);
+
+    // With one request id: every duplicate gets the same document.
+    let handle = gw.emulator.browser_upload("user-uploads/alice/").await;
+    let results = at_once(&gw, |mut client| {
+        let request = pb::RegisterHandleRequest {
+            handle: handle.clone(),
+            request_id: "register-once".into(),
+        };
+        let request = gw.request("alice", request);
+        async move {
+            let response = client.register_handle(request).await?;
+            Ok(response.into_inner().document.expect("a document").id)
+        }
+    })
+    .await;
+    let ids: Vec<String> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|status| panic!("every duplicate succeeds: {status:?}")))
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one document: {ids:?}");
+    let retried = gw
+        .register_handle("alice", &handle, "register-once")
+        .await
+        .expect("a sequential retry");
+    assert_eq!(retried.id, ids[0]);
+    assert_eq!(gw.documents().await, 2);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_uploads_with_distinct_request_ids_each_get_their_own_document() {
+    let gw = TestGateway::start().await;
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let results = at_once(&gw, |mut client| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut message = first_message(spec(&format!("p{n}.png"), None), &png(4, 4));
+        if let Some(pb::upload_request::FirstMessage::Spec(spec)) = &mut message.first_message {
+            spec.request_id = format!("distinct-{n}");
+        }
+        let request = gw.request("alice", tokio_stream::iter(vec![message]));
+        async move {
+            let response = client.upload(request).await?;
+            Ok(response.into_inner().document.expect("a document").id)
+        }
+    })
+    .await;
+    let mut ids: Vec<String> = results.into_iter().map(|r| r.expect("upload")).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), AT_ONCE);
+    assert_eq!(gw.stored_files().await, AT_ONCE as u64);
+    gw.stop().await;
+}
