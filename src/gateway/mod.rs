@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 mod journal;
+pub mod listener;
 mod service;
 pub mod settings;
 mod upload;
