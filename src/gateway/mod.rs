@@ -11,8 +11,10 @@ pub mod auth;
 mod convert;
 mod documents;
 pub mod domain;
+mod drain;
 pub mod error;
 pub mod events;
+mod http;
 mod journal;
 pub mod listener;
 mod service;
@@ -20,13 +22,13 @@ pub mod settings;
 mod upload;
 pub mod webhooks;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::db::Database;
 use crate::filestack::FilestackClient;
 use crate::gateway::admission::UploadAdmission;
 use crate::gateway::auth::Authenticator;
+use crate::gateway::drain::Drain;
 use crate::gateway::events::EventFeed;
 
 pub use app::Application;
@@ -60,8 +62,9 @@ pub struct Gateway {
     pub(crate) events: EventFeed,
     /// Upload slots and buffer budget.
     pub(crate) admission: UploadAdmission,
-    /// Set when shutdown begins: new calls are refused.
-    draining: AtomicBool,
+    /// Set when shutdown begins: new calls are refused, those in flight
+    /// counted.
+    pub(crate) drain: Drain,
 }
 
 impl Gateway {
@@ -71,25 +74,33 @@ impl Gateway {
         auth: Authenticator,
         limits: Limits,
         admission: UploadAdmission,
+        events: EventFeed,
     ) -> Self {
         Self {
             db,
             filestack,
             auth,
             limits,
-            events: EventFeed::default(),
+            events,
             admission,
-            draining: AtomicBool::new(false),
+            drain: Drain::default(),
         }
     }
 
-    /// From now on, new calls are refused with UNAVAILABLE.
+    /// From now on, new calls are refused with UNAVAILABLE `DRAINING` and
+    /// every WatchEvents stream ends with it.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.drain.start();
+        self.events.close();
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.drain.is_draining()
+    }
+
+    /// Completes when no call that began before draining is left.
+    pub async fn calls_done(&self) {
+        self.drain.calls_done().await;
     }
 }
 
