@@ -15,17 +15,22 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use futures_util::task::AtomicWaker;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+mod descriptors;
+mod stream;
+
+pub use descriptors::{fit_to_descriptors, raise_descriptor_limit};
+pub use stream::GuardedStream;
+use stream::Switch;
 
 /// The HTTP/2 client connection preface (RFC 9113, 3.4).
 const HTTP2_PREFACE_BYTES: usize = 24;
@@ -123,33 +128,6 @@ impl Connections {
         let switch = Arc::new(Switch::default());
         self.lock().insert(id, switch.clone());
         switch
-    }
-}
-
-/// Closes one connection from outside its task.
-#[derive(Debug, Default)]
-struct Switch {
-    closed: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl Switch {
-    fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        self.waker.wake();
-    }
-
-    /// Registers the connection's task, then tells whether it is closed.
-    fn poll_closed(&self, cx: &Context<'_>) -> io::Result<()> {
-        self.waker.register(cx.waker());
-        if self.closed.load(Ordering::SeqCst) {
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "connection closed by the gateway",
-            ))
-        } else {
-            Ok(())
-        }
     }
 }
 
@@ -391,95 +369,6 @@ fn ends_a_head(bytes: &[u8]) -> bool {
     bytes.windows(4).any(|w| w == b"\r\n\r\n") || bytes.windows(2).any(|w| w == b"\n\n")
 }
 
-/// A served connection: its handshake bytes are read again first, it
-/// holds its listener slot until dropped, and it can be closed from outside.
-#[derive(Debug)]
-pub struct GuardedStream {
-    inner: TcpStream,
-    replay: Vec<u8>,
-    replayed: usize,
-    switch: Arc<Switch>,
-    info: ConnectionInfo,
-    connections: Connections,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl GuardedStream {
-    pub fn info(&self) -> &ConnectionInfo {
-        &self.info
-    }
-}
-
-impl Drop for GuardedStream {
-    fn drop(&mut self) {
-        self.connections.lock().remove(&self.info.id);
-    }
-}
-
-impl AsyncRead for GuardedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        self.switch.poll_closed(cx)?;
-        if self.replayed < self.replay.len() {
-            let this = &mut *self;
-            let rest = &this.replay[this.replayed..];
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            this.replayed += n;
-            if this.replayed == this.replay.len() {
-                this.replay = Vec::new();
-                this.replayed = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for GuardedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.switch.poll_closed(cx)?;
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.switch.poll_closed(cx)?;
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.switch.poll_closed(cx)?;
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl tonic::transport::server::Connected for GuardedStream {
-    type ConnectInfo = ConnectionInfo;
-
-    fn connect_info(&self) -> ConnectionInfo {
-        self.info.clone()
-    }
-}
-
 impl axum::serve::Listener for GuardedListener {
     type Io = GuardedStream;
     type Addr = SocketAddr;
@@ -495,75 +384,9 @@ impl axum::serve::Listener for GuardedListener {
     }
 }
 
-/// Raises the soft limit of open descriptors to the hard limit (as the Go
-/// runtime does at start-up) and returns the soft limit then in force;
-/// `None` where it cannot be read.
-#[cfg(unix)]
-pub fn raise_descriptor_limit() -> Option<u64> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `getrlimit` writes one `rlimit` through a valid pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return None;
-    }
-    if limit.rlim_cur < limit.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: limit.rlim_max,
-            rlim_max: limit.rlim_max,
-        };
-        // SAFETY: `setrlimit` reads one `rlimit` through a valid pointer.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-            limit.rlim_cur = limit.rlim_max;
-        } else {
-            tracing::debug!(
-                error = %io::Error::last_os_error(),
-                "cannot raise the open file limit"
-            );
-        }
-    }
-    // `rlim_t` is narrower than u64 on some targets.
-    #[allow(clippy::useless_conversion)]
-    Some(u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX))
-}
-
-#[cfg(not(unix))]
-pub fn raise_descriptor_limit() -> Option<u64> {
-    None
-}
-
-/// The connections each of `listeners` may hold when the process may open
-/// `descriptors` files and keeps `reserve` of them for everything else:
-/// `requested`, or less when they would not fit.
-pub fn fit_to_descriptors(
-    requested: usize,
-    listeners: usize,
-    descriptors: Option<u64>,
-    reserve: u64,
-) -> usize {
-    let Some(descriptors) = descriptors else {
-        return requested;
-    };
-    let listeners = listeners.max(1) as u64;
-    let fits = descriptors.saturating_sub(reserve) / listeners;
-    if (requested as u64) <= fits {
-        return requested;
-    }
-    let lowered = usize::try_from(fits).unwrap_or(usize::MAX).max(1);
-    tracing::warn!(
-        requested,
-        lowered,
-        descriptors,
-        reserve,
-        "the open file limit is too low for --max-connections on each listener: serving fewer; raise the hard limit (ulimit -Hn, LimitNOFILE=) for more"
-    );
-    lowered
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{ends_a_head, fit_to_descriptors};
+    use super::ends_a_head;
 
     #[test]
     fn a_head_ends_at_its_blank_line() {
@@ -571,13 +394,5 @@ mod tests {
         assert!(ends_a_head(b"GET / HTTP/1.1\n\n"));
         assert!(ends_a_head(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
         assert!(!ends_a_head(b"GET / HTTP/1.1\r\nHost: x\r\n"));
-    }
-
-    #[test]
-    fn the_connection_limit_is_lowered_to_what_the_descriptors_allow() {
-        assert_eq!(fit_to_descriptors(10_000, 2, Some(1 << 20), 1024), 10_000);
-        assert_eq!(fit_to_descriptors(10_000, 2, Some(20_000), 1000), 9_500);
-        assert_eq!(fit_to_descriptors(10_000, 2, Some(1000), 1024), 1);
-        assert_eq!(fit_to_descriptors(10_000, 2, None, 1024), 10_000);
     }
 }
