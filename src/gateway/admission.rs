@@ -87,6 +87,7 @@ impl UploadAdmission {
             Ok(Some(admitted)) => Ok(admitted),
             Ok(None) | Err(_) => Err(GatewayError::ResourceExhausted {
                 what: "too many uploads in progress",
+                reason: "RESOURCE_EXHAUSTED",
                 retry_after: Duration::from_secs(1),
             }),
         }

@@ -1,19 +1,28 @@
 //! The running gateway: listeners bound first (port 0 works, the ports are
 //! reported), then gRPC (service, health, reflection), the HTTP listener and,
 //! in local mode, the embedded emulator, all stopped by one shutdown signal.
+//!
+//! Shutdown drains: at the signal new calls are refused with `DRAINING`
+//! (the gRPC server still answers, so the refusal carries its details),
+//! health turns NOT_SERVING and WatchEvents streams end. Once the calls in
+//! flight are done, or the grace period is over, every gRPC connection gets
+//! a GOAWAY and those still in their handshake are closed; at the end of the
+//! grace period whatever is still open is closed.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::Router as GrpcRouter;
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health, HealthServer};
+use tonic_health::server::HealthReporter;
 
 use crate::db::{CacheOptions, Database};
 use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
@@ -21,7 +30,9 @@ use crate::filestack::{FilestackClient, FilestackConfig};
 use crate::gateway::Gateway;
 use crate::gateway::admission::UploadAdmission;
 use crate::gateway::auth::Authenticator;
-use crate::gateway::events;
+use crate::gateway::events::{self, EventFeed};
+use crate::gateway::http::{Gauges, serve_http};
+use crate::gateway::listener::{self, Connections, GuardedListener, Handshake, ListenerLimits};
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
 use crate::gateway::upload::MAX_CHUNK_BYTES;
@@ -56,19 +67,38 @@ pub const UPLOAD_OVERHEAD_BYTES: u64 = MAX_MESSAGE_BYTES as u64 + STREAM_WINDOW_
 pub const MAX_FRAME_BYTES: u32 = 64 * 1024;
 
 /// Concurrent streams (calls) on one HTTP/2 connection; a client opening
-/// more waits for one to finish.
-pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+/// more waits for one to finish. Far above what a client holds at once: a
+/// WatchEvents stream lasts as long as its caller wants, and every stream
+/// it holds is one fewer for the channel's other calls.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 1024;
 
-/// HTTP/2 window of one connection, shared by its streams. It holds every
-/// stream's full window, so uploads waiting for admission (whose unread
-/// bytes sit in their windows) can never starve an admitted upload on the
-/// same connection. It bounds the unread bytes per connection.
-pub const CONNECTION_WINDOW_BYTES: u32 = MAX_STREAMS_PER_CONNECTION * STREAM_WINDOW_BYTES;
+/// Uploads running at once on one connection (waiting for admission or
+/// admitted); the next one is refused with RESOURCE_EXHAUSTED before its
+/// data is read. A client wanting more opens another channel.
+pub const MAX_UPLOADS_PER_CONNECTION: usize = 16;
+
+/// HTTP/2 window of one connection, shared by its streams. It holds the
+/// full window of every upload the connection may run, so uploads waiting
+/// for admission (whose unread bytes sit in their windows) can never starve
+/// an admitted upload on the same connection. It bounds the unread bytes
+/// per connection.
+pub const CONNECTION_WINDOW_BYTES: u32 = MAX_UPLOADS_PER_CONNECTION as u32 * STREAM_WINDOW_BYTES;
+
+/// Open files the process keeps for itself besides client connections and
+/// Filestack connections: the listeners, the database pool, SQLite files,
+/// the runtime.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// After the grace period, how long the closed connections get to wind
+/// down before the gateway exits without them.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// A bound, not yet serving, gateway.
 pub struct Application {
     grpc: TcpListener,
     http: TcpListener,
+    grpc_connections: Connections,
+    http_connections: Connections,
     gateway: Arc<Gateway>,
     webhooks: WebhookReceiver,
     emulator: Option<Emulator>,
@@ -147,7 +177,18 @@ impl Application {
             auth,
             settings.limits.clone(),
             admission,
+            EventFeed::new(settings.watch),
         ));
+        let max_connections = listener::fit_to_descriptors(
+            settings.listeners.max_connections,
+            2,
+            listener::raise_descriptor_limit(),
+            reserved_descriptors(&settings),
+        );
+        let limits = ListenerLimits {
+            max_connections,
+            ..settings.listeners
+        };
         let webhooks = WebhookReceiver::new(
             settings.webhook_secret.clone(),
             Duration::from_secs(args.webhook_max_age_secs),
@@ -159,6 +200,8 @@ impl Application {
         Ok(Application {
             grpc,
             http,
+            grpc_connections: Connections::new(limits),
+            http_connections: Connections::new(limits),
             gateway,
             webhooks,
             emulator,
@@ -189,42 +232,33 @@ impl Application {
         &self.db
     }
 
-    /// Serves until `shutdown` completes: health turns NOT_SERVING at once
-    /// and new connections are refused; in-flight calls get the grace period
-    /// to finish, then the remaining connections are closed. The HTTP
+    /// Serves until `shutdown` completes, then drains (see the module doc):
+    /// calls in flight get `--shutdown-grace-secs` to finish. The HTTP
     /// listener and the embedded emulator stop last, so in-flight uploads can
     /// still reach the emulator while draining.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let Application {
+            grpc,
+            http,
+            grpc_connections,
+            http_connections,
+            gateway,
+            webhooks,
+            emulator,
+            db,
+            shutdown_grace,
+            ..
+        } = self;
+        let (mut reporter, health) = tonic_health::server::health_reporter();
+        set_health(&reporter, ServingStatus::Serving).await;
+        // The reaper stops at the signal; the relay, the HTTP listener and
+        // the emulator once the gRPC server is done.
         let stop = CancellationToken::new();
-        let (reporter, health) = tonic_health::server::health_reporter();
-        reporter
-            .set_serving::<FileGatewayServiceServer<GatewayService>>()
-            .await;
-        reporter
-            .set_service_status("", ServingStatus::Serving)
-            .await;
-        let draining = {
-            let stop = stop.clone();
-            let gateway = self.gateway.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutting down: draining");
-                gateway.start_draining();
-                reporter
-                    .set_not_serving::<FileGatewayServiceServer<GatewayService>>()
-                    .await;
-                reporter
-                    .set_service_status("", ServingStatus::NotServing)
-                    .await;
-                stop.cancel();
-            }
-        };
-        tokio::spawn(draining);
         let stopped = CancellationToken::new();
-        let emulator = self.emulator.map(|emulator| {
+        let emulator = emulator.map(|emulator| {
             let stopped = stopped.clone();
             tokio::spawn(async move {
                 emulator
@@ -234,75 +268,183 @@ impl Application {
         });
         // Settle what a dead process left in the journal before serving
         // (the emulator, in local mode, is already up).
-        reap_once(&self.gateway).await;
-        let reaper = tokio::spawn(reap_every_minute(self.gateway.clone(), stop.clone()));
+        reap_once(&gateway).await;
+        let reaper = tokio::spawn(reap_every_minute(gateway.clone(), stop.clone()));
         let relay = tokio::spawn(events::relay(
-            self.db.clone(),
-            self.gateway.events.clone(),
-            stop.clone(),
-        ));
-        let http = tokio::spawn(serve_http(
-            self.http,
-            self.db.clone(),
-            self.webhooks,
-            self.gateway.admission.clone(),
+            db.clone(),
+            gateway.events.clone(),
             stopped.clone(),
         ));
-        let service = FileGatewayServiceServer::new(GatewayService::new(self.gateway))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-        let grpc_stop = stop.clone();
-        let server = Server::builder()
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-            .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
-            .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
-            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-            .max_frame_size(Some(MAX_FRAME_BYTES))
-            .add_service(health)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(service)
-            // Small responses go out at once: with Nagle's algorithm, a
-            // response written while an earlier one is unacknowledged waits
-            // for the peer's delayed ACK (40 ms).
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.grpc).with_nodelay(Some(true)),
-                async move { grpc_stop.cancelled().await },
-            );
-        let grace = self.shutdown_grace;
-        let grace_over = async {
-            stop.cancelled().await;
-            tokio::time::sleep(grace).await;
+        let gauges = Gauges {
+            admission: gateway.admission.clone(),
+            db: db.clone(),
+            grpc: grpc_connections.clone(),
+            http: http_connections.clone(),
         };
-        tokio::select! {
-            result = server => result?,
-            () = grace_over => {
-                tracing::warn!(grace_secs = grace.as_secs(), "grace period over: closing the remaining connections");
-            }
-        }
+        let http_listener =
+            GuardedListener::new(http, Handshake::RequestHead, http_connections.clone());
+        let mut http = tokio::spawn(serve_http(
+            http_listener,
+            db.clone(),
+            webhooks,
+            gauges,
+            stopped.clone(),
+        ));
+        // Small responses go out at once: with Nagle's algorithm, a response
+        // written while an earlier one is unacknowledged waits for the peer's
+        // delayed ACK (40 ms).
+        let incoming =
+            GuardedListener::new(grpc, Handshake::Http2Preface, grpc_connections.clone())
+                .with_nodelay()
+                .into_incoming();
+        let goaway = CancellationToken::new();
+        let server = grpc_server(gateway.clone(), health)?
+            .serve_with_incoming_shutdown(incoming, goaway.clone().cancelled_owned());
+        tokio::pin!(server, shutdown);
+        let served = tokio::select! {
+            result = &mut server => { result?; true }
+            () = &mut shutdown => false,
+        };
+
+        tracing::info!("shutting down: draining");
+        let grace = tokio::time::sleep(shutdown_grace);
+        tokio::pin!(grace);
+        gateway.start_draining();
+        set_health(&reporter, ServingStatus::NotServing).await;
         stop.cancel();
+        if !served {
+            let grpc = Draining {
+                gateway: &gateway,
+                connections: &grpc_connections,
+                goaway: &goaway,
+                grace: grace.as_mut(),
+            };
+            grpc.drain(server, &mut reporter).await?;
+        }
         stopped.cancel();
         reaper.await?;
         relay.await?;
-        http.await??;
+        tokio::select! {
+            result = &mut http => result??,
+            () = &mut grace => {
+                http_connections.close_all();
+                match tokio::time::timeout(CLOSE_WAIT, &mut http).await {
+                    Ok(result) => result??,
+                    Err(_) => http.abort(),
+                }
+            }
+        }
         if let Some(emulator) = emulator {
             emulator.await??;
         }
-        self.db.close().await;
+        db.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The gRPC server's part of shutdown, after draining began.
+struct Draining<'a> {
+    gateway: &'a Gateway,
+    connections: &'a Connections,
+    goaway: &'a CancellationToken,
+    grace: Pin<&'a mut tokio::time::Sleep>,
+}
+
+impl Draining<'_> {
+    /// Waits for the calls in flight (the server still answers, refusing
+    /// new calls with `DRAINING`), then sends every connection a GOAWAY,
+    /// which closes the listener and every connection still in its
+    /// handshake, and ends health watches; then waits for the connections
+    /// to close. At the end of the grace period, closes what is left.
+    async fn drain<F>(
+        mut self,
+        mut server: Pin<&mut F>,
+        reporter: &mut HealthReporter,
+    ) -> anyhow::Result<()>
+    where
+        F: Future<Output = Result<(), tonic::transport::Error>>,
+    {
+        tokio::select! {
+            result = server.as_mut() => return Ok(result?),
+            () = self.gateway.calls_done() => {}
+            () = self.grace.as_mut() => tracing::warn!(
+                calls = self.gateway.drain.calls(),
+                "grace period over with calls in flight"
+            ),
+        }
+        self.goaway.cancel();
+        reporter.clear_service_status(SERVICE_NAME).await;
+        reporter.clear_service_status("").await;
+        tokio::select! {
+            result = server.as_mut() => Ok(result?),
+            () = self.grace.as_mut() => {
+                tracing::warn!(
+                    open = self.connections.open(),
+                    "grace period over: closing the remaining connections"
+                );
+                self.connections.close_all();
+                match tokio::time::timeout(CLOSE_WAIT, server).await {
+                    Ok(result) => Ok(result?),
+                    Err(_) => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// The name health reports `FileGatewayService` under.
+const SERVICE_NAME: &str = <FileGatewayServiceServer<GatewayService> as NamedService>::NAME;
+
+/// The status of the server (`""`) and of `FileGatewayService`.
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    reporter.set_service_status(SERVICE_NAME, status).await;
+    reporter.set_service_status("", status).await;
+}
+
+/// The gRPC server: the gateway's service, health and reflection, with the
+/// HTTP/2 settings above.
+fn grpc_server(
+    gateway: Arc<Gateway>,
+    health: HealthServer<impl Health>,
+) -> anyhow::Result<GrpcRouter> {
+    let service = FileGatewayServiceServer::new(GatewayService::new(gateway))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok(Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .max_frame_size(Some(MAX_FRAME_BYTES))
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(service))
+}
+
+/// Open files kept for everything but client connections: the process's
+/// own, and one Filestack connection per part in flight of every upload,
+/// plus one idle per upload (in local mode the emulator's end of each is in
+/// this process too).
+fn reserved_descriptors(settings: &Settings) -> u64 {
+    let args = &settings.args;
+    let ends = if settings.is_local() { 2 } else { 1 };
+    let filestack = (args.max_concurrent_uploads as u64)
+        .saturating_mul(args.parts_in_flight as u64 + 1)
+        .saturating_mul(ends);
+    RESERVED_DESCRIPTORS.saturating_add(filestack)
 }
 
 /// Where the embedded emulator delivers its webhooks: this gateway's own
@@ -322,44 +464,6 @@ fn own_webhook(
         url: format!("http://{addr}{WEBHOOK_PATH}"),
         secret: secret.clone(),
     }))
-}
-
-async fn serve_http(
-    listener: TcpListener,
-    db: Database,
-    webhooks: WebhookReceiver,
-    admission: UploadAdmission,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let ready_db = db.clone();
-    let metrics_db = db.clone();
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/metrics",
-            get(move || async move { metrics(&admission, &metrics_db) }),
-        )
-        .route(
-            "/readyz",
-            get(move || {
-                let db = ready_db.clone();
-                async move {
-                    if db.ping().await {
-                        (axum::http::StatusCode::OK, "ready")
-                    } else {
-                        (
-                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                            "database unavailable",
-                        )
-                    }
-                }
-            }),
-        )
-        .merge(webhooks.router());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await?;
-    Ok(())
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -385,42 +489,6 @@ pub async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
-}
-
-/// Prometheus text exposition of the upload gauges.
-fn metrics(admission: &UploadAdmission, db: &Database) -> String {
-    let gauge = admission.gauge();
-    let cache = db.cache_stats();
-    format!(
-        "# HELP filegate_uploads_active Uploads in progress.\n\
-         # TYPE filegate_uploads_active gauge\n\
-         filegate_uploads_active {}\n\
-         # HELP filegate_upload_buffer_reserved_bytes Upload buffer budget reserved by uploads in progress.\n\
-         # TYPE filegate_upload_buffer_reserved_bytes gauge\n\
-         filegate_upload_buffer_reserved_bytes {}\n\
-         # HELP filegate_upload_buffer_budget_bytes The configured upload buffer budget.\n\
-         # TYPE filegate_upload_buffer_budget_bytes gauge\n\
-         filegate_upload_buffer_budget_bytes {}\n\
-         # HELP filegate_document_cache_hits_total Document reads served from the cache.\n\
-         # TYPE filegate_document_cache_hits_total counter\n\
-         filegate_document_cache_hits_total {}\n\
-         # HELP filegate_document_cache_misses_total Document reads that went to the database.\n\
-         # TYPE filegate_document_cache_misses_total counter\n\
-         filegate_document_cache_misses_total {}\n\
-         # HELP filegate_document_cache_entries Document rows in the cache.\n\
-         # TYPE filegate_document_cache_entries gauge\n\
-         filegate_document_cache_entries {}\n\
-         # HELP filegate_document_cache_live Whether the document cache serves rows (PostgreSQL: while listening for other replicas' changes).\n\
-         # TYPE filegate_document_cache_live gauge\n\
-         filegate_document_cache_live {}\n",
-        gauge.active_uploads,
-        gauge.reserved_bytes,
-        gauge.budget_bytes,
-        cache.hits,
-        cache.misses,
-        cache.entries,
-        u8::from(cache.live)
-    )
 }
 
 async fn reap_once(gateway: &Gateway) {

@@ -47,6 +47,7 @@ pub enum GatewayError {
     #[error("{what}; retry later")]
     ResourceExhausted {
         what: &'static str,
+        reason: &'static str,
         retry_after: Duration,
     },
     #[error("{what} is unavailable; retry later")]
@@ -95,6 +96,16 @@ impl GatewayError {
         }
     }
 
+    /// The gateway is shutting down: new calls are refused and open streams
+    /// end, so that callers go to another replica.
+    pub fn draining() -> Self {
+        GatewayError::Unavailable {
+            what: "the gateway",
+            reason: "DRAINING",
+            source: None,
+        }
+    }
+
     pub fn internal(source: impl Into<anyhow::Error>) -> Self {
         GatewayError::Internal(source.into())
     }
@@ -112,9 +123,7 @@ impl GatewayError {
             GatewayError::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
             GatewayError::AlreadyExists => (Code::AlreadyExists, "HANDLE_ALREADY_REGISTERED"),
             GatewayError::NotAnImage => (Code::FailedPrecondition, "NOT_AN_IMAGE"),
-            GatewayError::ResourceExhausted { .. } => {
-                (Code::ResourceExhausted, "RESOURCE_EXHAUSTED")
-            }
+            GatewayError::ResourceExhausted { reason, .. } => (Code::ResourceExhausted, reason),
             GatewayError::Unavailable { reason, .. } => (Code::Unavailable, reason),
             GatewayError::IdleTimeout(_) => (Code::DeadlineExceeded, "UPLOAD_IDLE_TIMEOUT"),
             GatewayError::CallTimeout(_) => (Code::DeadlineExceeded, "CALL_TIMEOUT"),
@@ -146,7 +155,10 @@ impl From<GatewayError> for tonic::Status {
     fn from(error: GatewayError) -> tonic::Status {
         let (code, reason) = error.code_and_reason();
         match &error {
-            GatewayError::Internal(_) | GatewayError::Unavailable { .. } => {
+            GatewayError::Internal(_)
+            | GatewayError::Unavailable {
+                source: Some(_), ..
+            } => {
                 tracing::error!(error = ?anyhow_chain(&error), reason, "request failed");
             }
             _ => tracing::debug!(%error, reason, "request refused"),

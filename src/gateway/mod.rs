@@ -11,22 +11,25 @@ pub mod auth;
 mod convert;
 mod documents;
 pub mod domain;
+mod drain;
 pub mod error;
 pub mod events;
+mod http;
 pub mod journal;
+pub mod listener;
 pub mod page_token;
 mod service;
 pub mod settings;
 mod upload;
 pub mod webhooks;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::db::Database;
 use crate::filestack::FilestackClient;
 use crate::gateway::admission::UploadAdmission;
 use crate::gateway::auth::Authenticator;
+use crate::gateway::drain::Drain;
 use crate::gateway::events::EventFeed;
 use crate::gateway::journal::ReaperBell;
 use crate::gateway::page_token::PageTokens;
@@ -70,8 +73,9 @@ pub struct Gateway {
     pub(crate) reaper: ReaperBell,
     /// Seals ListDocuments page tokens.
     pub(crate) page_tokens: PageTokens,
-    /// Set when shutdown begins: new calls are refused.
-    draining: AtomicBool,
+    /// Set when shutdown begins: new calls are refused, those in flight
+    /// counted.
+    pub(crate) drain: Drain,
 }
 
 impl Gateway {
@@ -81,6 +85,7 @@ impl Gateway {
         auth: Authenticator,
         limits: Limits,
         admission: UploadAdmission,
+        events: EventFeed,
     ) -> Self {
         let page_tokens = PageTokens::new(&filestack.config().app_secret);
         Self {
@@ -88,21 +93,28 @@ impl Gateway {
             filestack,
             auth,
             limits,
-            events: EventFeed::default(),
+            events,
             admission,
             reaper: ReaperBell::default(),
             page_tokens,
-            draining: AtomicBool::new(false),
+            drain: Drain::default(),
         }
     }
 
-    /// From now on, new calls are refused with UNAVAILABLE.
+    /// From now on, new calls are refused with UNAVAILABLE `DRAINING` and
+    /// every WatchEvents stream ends with it.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
+        self.drain.start();
+        self.events.close();
     }
 
     pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
+        self.drain.is_draining()
+    }
+
+    /// Completes when no call that began before draining is left.
+    pub async fn calls_done(&self) {
+        self.drain.calls_done().await;
     }
 }
 

@@ -10,9 +10,11 @@ use futures_util::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, Span, field};
 
+use crate::gateway::app::MAX_UPLOADS_PER_CONNECTION;
 use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl};
 use crate::gateway::error::GatewayError;
+use crate::gateway::listener::{ConnectionInfo, UploadOnConnection};
 use crate::gateway::upload::read_spec;
 use crate::gateway::{Gateway, convert, events};
 use crate::pb::v1 as pb;
@@ -53,6 +55,7 @@ fn rpc_span(rpc: &'static str) -> Span {
     tracing::info_span!(
         "rpc",
         rpc,
+        connection = field::Empty,
         owner = field::Empty,
         document_id = field::Empty,
         handle = field::Empty
@@ -69,7 +72,9 @@ enum Deadline {
 }
 
 /// Runs an operation inside its span and maps its error to a status there.
-/// While the gateway drains, new calls are refused with UNAVAILABLE.
+/// While the gateway drains, new calls are refused with UNAVAILABLE
+/// `DRAINING`; the others are counted until they end, so that shutdown waits
+/// for them.
 async fn respond<T>(
     gateway: &Gateway,
     span: Span,
@@ -77,19 +82,14 @@ async fn respond<T>(
     operation: impl Future<Output = Result<T, GatewayError>>,
 ) -> Result<Response<T>, Status> {
     async move {
-        let result = if gateway.is_draining() {
-            Err(GatewayError::Unavailable {
-                what: "the gateway",
-                reason: "DRAINING",
-                source: None,
-            })
-        } else {
-            match deadline {
+        let result = match gateway.drain.begin() {
+            None => Err(GatewayError::draining()),
+            Some(_call) => match deadline {
                 Deadline::Stream => operation.await,
                 Deadline::Call(limit) => tokio::time::timeout(limit, operation)
                     .await
                     .unwrap_or(Err(GatewayError::CallTimeout(limit))),
-            }
+            },
         };
         if let Err(error) = &result {
             let (code, reason) = error.code_and_reason();
@@ -106,6 +106,26 @@ async fn respond<T>(
 fn document_id(raw: &str) -> Result<DocumentId, GatewayError> {
     Span::current().record("document_id", raw);
     DocumentId::parse(raw)
+}
+
+/// Counts an upload on its connection; RESOURCE_EXHAUSTED past
+/// [`MAX_UPLOADS_PER_CONNECTION`], before any of its data is read (its
+/// stream is reset and its flow-control window returned).
+fn upload_on_connection<T>(
+    request: &Request<T>,
+) -> Result<Option<UploadOnConnection>, GatewayError> {
+    let Some(connection) = request.extensions().get::<ConnectionInfo>() else {
+        return Ok(None);
+    };
+    Span::current().record("connection", connection.id);
+    match connection.start_upload(MAX_UPLOADS_PER_CONNECTION) {
+        Some(counted) => Ok(Some(counted)),
+        None => Err(GatewayError::ResourceExhausted {
+            what: "too many uploads on this connection: open another channel",
+            reason: "TOO_MANY_UPLOADS_ON_CONNECTION",
+            retry_after: Duration::from_secs(1),
+        }),
+    }
 }
 
 fn record_document(id: &str) {
@@ -156,6 +176,7 @@ impl FileGatewayService for GatewayService {
             Deadline::Stream,
             async move {
                 let owner = self.authenticate(request.metadata())?;
+                let _on_connection = upload_on_connection(&request)?;
                 let mut stream = request.into_inner();
                 let limits = &gateway.limits;
                 let (spec, first) = read_spec(

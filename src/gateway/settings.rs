@@ -14,6 +14,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use crate::filestack::upload::MAX_PARTS;
 use crate::gateway::Limits;
 use crate::gateway::auth::JwtKey;
+use crate::gateway::events::{self, WatchLimits};
+use crate::gateway::listener::ListenerLimits;
 use crate::secret::Secret;
 
 /// `filegate serve` flags.
@@ -191,6 +193,30 @@ pub struct ServeArgs {
     /// Required `aud` claim, if any.
     #[arg(long, env = "FILEGATE_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+    /// Most connections open at once on each listener (gRPC, HTTP); at the
+    /// limit, new ones wait in the kernel's accept queue until one closes.
+    /// Lowered at start-up when the open file limit is too low for it.
+    #[arg(long, env = "FILEGATE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// A new connection that has not sent its handshake (gRPC: the HTTP/2
+    /// preface; HTTP: its first request head) within this is closed, in
+    /// seconds.
+    #[arg(long, env = "FILEGATE_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
+    pub handshake_timeout_secs: u64,
+    /// WatchEvents streams served at once by this gateway.
+    #[arg(
+        long,
+        env = "FILEGATE_MAX_WATCH_STREAMS",
+        default_value_t = events::DEFAULT_MAX_WATCH_STREAMS
+    )]
+    pub max_watch_streams: usize,
+    /// WatchEvents streams of one owner served at once by this gateway.
+    #[arg(
+        long,
+        env = "FILEGATE_MAX_WATCH_STREAMS_PER_OWNER",
+        default_value_t = events::DEFAULT_MAX_WATCH_STREAMS_PER_OWNER
+    )]
+    pub max_watch_streams_per_owner: usize,
 }
 
 /// Settings resolved from the flags.
@@ -198,6 +224,11 @@ pub struct ServeArgs {
 pub struct Settings {
     pub args: ServeArgs,
     pub limits: Limits,
+    /// Connections of each listener, as asked for (before the open file
+    /// limit is checked).
+    pub listeners: ListenerLimits,
+    /// WatchEvents streams.
+    pub watch: WatchLimits,
     pub database_url: String,
     pub jwt_key: JwtKey,
     /// `Some` in local mode: the emulator's app secret.
@@ -256,6 +287,22 @@ impl Settings {
             args.parts_in_flight >= 1,
             "at least one part must be in flight"
         );
+        anyhow::ensure!(
+            args.max_connections >= 1,
+            "at least one connection must be allowed"
+        );
+        anyhow::ensure!(
+            args.handshake_timeout_secs >= 1,
+            "the handshake timeout must be at least one second"
+        );
+        let listeners = ListenerLimits {
+            max_connections: args.max_connections,
+            handshake_timeout: Duration::from_secs(args.handshake_timeout_secs),
+        };
+        let watch = WatchLimits {
+            total: args.max_watch_streams,
+            per_owner: args.max_watch_streams_per_owner,
+        };
         let limits = Limits {
             max_upload_bytes: args.max_upload_bytes,
             default_ttl: Duration::from_secs(args.default_url_ttl_secs),
@@ -268,6 +315,8 @@ impl Settings {
         Ok(Settings {
             args,
             limits,
+            listeners,
+            watch,
             database_url,
             jwt_key,
             local_app_secret,

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod concurrency;
+mod connections;
 mod crash;
 mod documents;
 mod events;

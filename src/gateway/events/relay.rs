@@ -1,6 +1,6 @@
 //! Turns PostgreSQL notifications from every replica into wake-ups of this
 //! process's watchers and evictions from its document cache, until
-//! shutdown, when it closes the feed.
+//! shutdown.
 
 use std::time::Duration;
 
@@ -12,13 +12,12 @@ use crate::gateway::events::EventFeed;
 /// Pause before listening again after the listener failed.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Relays notifications (PostgreSQL only) until `stop`, then closes `feed`.
+/// Relays notifications (PostgreSQL only) until `stop`.
 pub async fn relay(db: Database, feed: EventFeed, stop: CancellationToken) {
     tokio::select! {
         _ = stop.cancelled() => {}
         _ = listen(&db, &feed) => {}
     }
-    feed.close();
 }
 
 async fn listen(db: &Database, feed: &EventFeed) {

@@ -3,20 +3,25 @@
 //! One task per stream reads the table by id ascending, a batch at a time,
 //! and hands rows to a small bounded channel: a slow reader makes the task
 //! wait, never the server buffer. Between reads it waits for a wake-up, a
-//! periodic re-read, the caller hanging up, or shutdown.
+//! periodic re-read, the caller hanging up, or shutdown. At shutdown the
+//! stream ends at once with UNAVAILABLE `DRAINING`, even before a slow
+//! reader took the rows already buffered: it resumes from its last id.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
+use futures_util::{FutureExt, Stream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::WaitForCancellationFutureOwned;
 use tracing::Instrument;
 
 use crate::db::{Database, EventRow};
 use crate::gateway::Gateway;
 use crate::gateway::domain::OwnerId;
 use crate::gateway::error::GatewayError;
-use crate::gateway::events::{EventFeed, shutting_down};
+use crate::gateway::events::{EventFeed, WatchSlot};
 
 /// Rows read per query.
 const BATCH: i64 = 100;
@@ -25,8 +30,32 @@ const BUFFER: usize = 32;
 /// Re-read even without a wake-up this often (covers lost notifications).
 const REREAD: Duration = Duration::from_secs(10);
 
-/// The events of one WatchEvents call, oldest first.
-pub type EventStream = ReceiverStream<Result<EventRow, GatewayError>>;
+/// The events of one WatchEvents call, oldest first; `DRAINING` last when
+/// the gateway shuts down.
+pub struct EventStream {
+    rows: ReceiverStream<Result<EventRow, GatewayError>>,
+    closed: Pin<Box<WaitForCancellationFutureOwned>>,
+    ended: bool,
+}
+
+impl Stream for EventStream {
+    type Item = Result<EventRow, GatewayError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        if self.closed.poll_unpin(cx).is_ready() {
+            self.ended = true;
+            return Poll::Ready(Some(Err(GatewayError::draining())));
+        }
+        let next = Pin::new(&mut self.rows).poll_next(cx);
+        if let Poll::Ready(None | Some(Err(_))) = &next {
+            self.ended = true;
+        }
+        next
+    }
+}
 
 impl Gateway {
     /// Streams `owner`'s events with an id above `after`: those stored, then
@@ -42,7 +71,7 @@ impl Gateway {
                 "must be 0 or the id of an event",
             ));
         }
-        let permit = self.events.admit()?;
+        let slot = self.events.admit(&owner)?;
         let (tx, rx) = mpsc::channel(BUFFER);
         let span = tracing::info_span!("watch_events", owner = %owner, after);
         let watcher = Watcher {
@@ -52,8 +81,12 @@ impl Gateway {
             cursor: after,
             tx,
         };
-        tokio::spawn(watcher.run(permit).instrument(span));
-        Ok(ReceiverStream::new(rx))
+        tokio::spawn(watcher.run(slot).instrument(span));
+        Ok(EventStream {
+            rows: ReceiverStream::new(rx),
+            closed: Box::pin(self.events.closed.clone().cancelled_owned()),
+            ended: false,
+        })
     }
 }
 
@@ -67,7 +100,7 @@ struct Watcher {
 }
 
 impl Watcher {
-    async fn run(mut self, _permit: OwnedSemaphorePermit) {
+    async fn run(mut self, _slot: WatchSlot) {
         let mut wake = self.feed.subscribe();
         loop {
             // Seen before reading: a wake-up during the read is not lost.
@@ -99,23 +132,17 @@ impl Watcher {
                 changed = wake.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep(REREAD) => {}
                 _ = self.tx.closed() => return,
-                _ = self.feed.closed.cancelled() => {
-                    self.send(Err(shutting_down())).await;
-                    return;
-                }
+                _ = self.feed.closed.cancelled() => return,
             }
         }
     }
 
     /// Hands one item to the caller; false when the caller left or the
-    /// gateway is stopping.
+    /// gateway is stopping (the stream then ends with `DRAINING`).
     async fn send(&self, item: Result<EventRow, GatewayError>) -> bool {
         tokio::select! {
             sent = self.tx.send(item) => sent.is_ok(),
-            _ = self.feed.closed.cancelled() => {
-                let _ = self.tx.try_send(Err(shutting_down()));
-                false
-            }
+            _ = self.feed.closed.cancelled() => false,
         }
     }
 }
