@@ -188,3 +188,58 @@ impl Database {
         on_pool!(self, |pool| pool.close().await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+
+    use super::is_outage;
+
+    #[tokio::test]
+    async fn constraint_violations_and_bad_sql_are_not_outages_but_locks_and_closed_pools_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true)
+            .busy_timeout(std::time::Duration::ZERO);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (id TEXT PRIMARY KEY, u TEXT UNIQUE)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES ('a', 'x')")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let unique = sqlx::query("INSERT INTO t VALUES ('b', 'x')")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(!is_outage(&unique), "{unique}");
+        let syntax = sqlx::query("SELEKT 1").execute(&pool).await.unwrap_err();
+        assert!(!is_outage(&syntax), "{syntax}");
+        // Another connection holds the write lock: BUSY at once.
+        let mut holder = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+        let busy = sqlx::query("INSERT INTO t VALUES ('c', 'y')")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert!(is_outage(&busy), "{busy}");
+        sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+        drop(holder);
+        pool.close().await;
+        let closed = sqlx::query("SELECT 1").execute(&pool).await.unwrap_err();
+        assert!(is_outage(&closed), "{closed}");
+    }
+}

@@ -224,6 +224,38 @@ mod tests {
         assert!(!from_status(400, b"", &[]).is_retryable());
     }
 
+    #[tokio::test]
+    async fn a_request_that_cannot_be_built_is_no_outage_and_never_reached_filestack() {
+        let client = reqwest::Client::new();
+        let built = client.get("http://[not a host/x").send().await.unwrap_err();
+        let error = FilestackError::transport(built);
+        assert!(
+            matches!(error, FilestackError::InvalidRequest(_)),
+            "{error:?}"
+        );
+        assert!(!error.is_retryable());
+        assert!(!error.may_have_reached_upstream());
+    }
+
+    #[test]
+    fn refusals_reached_nothing_and_lost_answers_may_have() {
+        for status in [400, 401, 403, 404, 429] {
+            assert!(
+                !from_status(status, b"", &[]).may_have_reached_upstream(),
+                "{status}"
+            );
+        }
+        for status in [500, 502, 503, 504, 408] {
+            let error = from_status(status, b"", &[]);
+            assert!(error.may_have_reached_upstream(), "{status}");
+            assert!(error.is_retryable(), "{status}");
+        }
+        let lost = FilestackError::AnswerLost(Box::new(FilestackError::Protocol("cut".into())));
+        assert!(lost.may_have_reached_upstream() && lost.is_retryable());
+        let unknown = FilestackError::OutcomeUnknown(Box::new(FilestackError::NotFound));
+        assert!(unknown.is_retryable());
+    }
+
     #[test]
     fn only_5xx_answers_are_safe_to_resend_for_non_idempotent_calls() {
         assert!(from_status(503, b"", &[]).is_safe_to_resend());

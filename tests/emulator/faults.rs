@@ -154,3 +154,75 @@ async fn an_injected_status_answers_after_the_whole_body_and_keeps_the_connectio
     let text = String::from_utf8_lossy(&seen);
     assert!(text.starts_with("HTTP/1.1 500"), "{text}");
 }
+
+/// A one-part upload of `bytes`, everything but `complete`: the start
+/// answer and the parts to complete with.
+async fn ready_to_complete(emu: &TestEmulator, bytes: &[u8]) -> (Value, Value) {
+    let start = emu.start_upload(bytes.len(), false).await;
+    let put = emu.put_chunk(&start, 1, None, bytes.to_vec()).await;
+    assert_eq!(put.status(), 200);
+    let parts = json!([{"part_number": 1, "etag": etag(&put)}]);
+    (start, parts)
+}
+
+#[tokio::test]
+async fn a_repeated_complete_is_404_by_default_and_the_same_file_when_set() {
+    let emu = TestEmulator::start().await;
+    let (start, parts) = ready_to_complete(&emu, b"once").await;
+    let (status, first) = emu.complete(&start, 4, parts.clone()).await;
+    assert_eq!(status, 200, "{first}");
+    let (status, _) = emu.complete(&start, 4, parts.clone()).await;
+    assert_eq!(status, 404, "a completed upload id is forgotten");
+
+    emu.set_repeated_complete("same_file").await;
+    let (status, again) = emu.complete(&start, 4, parts.clone()).await;
+    assert_eq!((status, &again), (200, &first), "the first answer again");
+    assert_eq!(emu.stats().await.stored_files(), 1, "no second file");
+    let settings: Value = emu
+        .http()
+        .get(format!("{}/_emulator/settings", emu.base_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings, json!({"repeated_complete": "same_file"}));
+
+    // An upload id never completed is still unknown.
+    let (other, other_parts) = ready_to_complete(&emu, b"other").await;
+    let mut unknown = other.clone();
+    unknown["upload_id"] = json!("never-started");
+    assert_eq!(emu.complete(&unknown, 5, other_parts.clone()).await.0, 404);
+    assert_eq!(emu.complete(&other, 5, other_parts).await.0, 200);
+
+    emu.set_repeated_complete("not_found").await;
+    assert_eq!(emu.complete(&start, 4, parts).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_lost_answer_lets_the_request_take_effect_and_cuts_the_connection() {
+    let emu = TestEmulator::start().await;
+    for cut in [0, 1, 30] {
+        let (start, parts) = ready_to_complete(&emu, b"answer lost").await;
+        emu.fault(json!({"route": "multipart_complete", "cut_response_after_bytes": cut}))
+            .await;
+        let security = emu.sign(&policy(&[Call::Pick]));
+        let mut body = emu.session(&start);
+        body["filename"] = json!("lost.bin");
+        body["size"] = json!(11);
+        body["parts"] = parts;
+        body["policy"] = json!(security.policy);
+        body["signature"] = json!(security.signature);
+        let url = format!("{}/multipart/complete", emu.base_url);
+        let answer = async {
+            let response = emu.http().post(&url).json(&body).send().await?;
+            response.bytes().await
+        };
+        let read = answer.await;
+        assert!(read.is_err(), "cut at {cut}: the answer is lost: {read:?}");
+    }
+    let files = emu.files().await;
+    assert_eq!(files.len(), 3, "each complete took effect: {files:?}");
+    assert!(files.iter().all(|(_, key)| key.ends_with("_lost.bin")));
+}

@@ -108,3 +108,113 @@ async fn a_closed_port_is_unavailable_and_the_error_names_no_url() {
     assert!(!shown.contains("signature"), "{shown}");
     assert!(!shown.contains("policy="), "{shown}");
 }
+
+/// A client that retries at once (the tests wait for no backoff).
+fn quick(emulator: &TestEmulator) -> FilestackClient {
+    let mut config = emulator.filestack_config();
+    config.retry.base_delay = Duration::from_millis(1);
+    config.retry.max_delay = Duration::from_millis(5);
+    FilestackClient::new(config).expect("valid config")
+}
+
+#[tokio::test]
+async fn a_lost_complete_answer_is_an_unknown_outcome_whichever_way_filestack_answers_again() {
+    let emulator = TestEmulator::start().await;
+    let client = quick(&emulator);
+    // Filestack forgets a completed upload (404 to the repeated complete):
+    // the client cannot tell whether the file is stored. It is.
+    emulator
+        .fault(json!({"route": "multipart_complete", "cut_response_after_bytes": 0}))
+        .await;
+    let error = client
+        .upload(chunked(b"stored, answer lost", 5), spec(19))
+        .await
+        .expect_err("the answer was lost");
+    let FilestackError::OutcomeUnknown(last) = &error else {
+        panic!("an unknown outcome, not {error:?}");
+    };
+    assert!(matches!(**last, FilestackError::NotFound), "{error:?}");
+    assert!(error.is_retryable());
+    assert_eq!(emulator.files().await.len(), 1, "the file is stored");
+
+    // Filestack answers a repeated complete with the file: the client
+    // gets the stored file, and no second one is stored.
+    emulator.set_repeated_complete("same_file").await;
+    for cut in [0, 1, 40] {
+        emulator
+            .fault(json!({"route": "multipart_complete", "cut_response_after_bytes": cut}))
+            .await;
+        let bytes = data(100 + cut as usize);
+        let stored = client
+            .upload(chunked(&bytes, 7), spec(bytes.len()))
+            .await
+            .expect("the repeated complete names the file");
+        assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
+    }
+    assert_eq!(emulator.files().await.len(), 4);
+    // Two attempts for each upload: the lost answer, then the repeat.
+    assert_eq!(emulator.stats().await.requests("multipart_complete"), 8);
+}
+
+#[tokio::test]
+async fn a_complete_refused_or_never_sent_is_no_unknown_outcome() {
+    let emulator = TestEmulator::start().await;
+    let client = quick(&emulator);
+    for (status, refusal) in [
+        (400, "BadRequest"),
+        (403, "PolicyRefused"),
+        (404, "NotFound"),
+    ] {
+        emulator
+            .fault(json!({"route": "multipart_complete", "status": status}))
+            .await;
+        let error = client
+            .upload(chunked(b"refused", 7), spec(7))
+            .await
+            .expect_err("refused");
+        assert!(
+            format!("{error:?}").starts_with(refusal) && !error.is_retryable(),
+            "{status}: {error:?}"
+        );
+    }
+    // Every part was sent, then Filestack went away: no attempt reached it.
+    let parts = client
+        .upload_parts(chunked(b"never completed", 5), spec(15))
+        .await
+        .expect("parts");
+    emulator.stop().await;
+    let error = client
+        .complete(&parts.pending)
+        .await
+        .expect_err("no Filestack");
+    assert!(
+        matches!(error, FilestackError::Unavailable { status: None, .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_upload_whose_parts_are_sent_can_be_completed_later_by_another_client() {
+    let emulator = TestEmulator::start().await;
+    let bytes = data(6 * MIB + 5);
+    let parts = emulator
+        .filestack()
+        .upload_parts(chunked(&bytes, 65_536), spec(bytes.len()))
+        .await
+        .expect("parts");
+    let kept = parts.pending.to_json();
+    assert!(
+        !kept.contains("policy") && !kept.contains("signature"),
+        "{kept}"
+    );
+    assert_eq!(
+        emulator.stats().await.stored_files(),
+        0,
+        "nothing stored yet"
+    );
+    let pending = filegate::filestack::PendingComplete::from_json(&kept).expect("JSON");
+    let later = emulator.filestack();
+    let stored = later.complete(&pending).await.expect("completed");
+    assert_eq!(stored.size, bytes.len() as u64);
+    assert_eq!(emulator.download(&later, &stored.handle).await, bytes);
+}

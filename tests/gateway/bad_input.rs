@@ -101,6 +101,8 @@ struct Fixture {
     bob_text: pb::Document,
     /// A file stored under alice's path by a browser, with no document.
     browser_handle: String,
+    /// The token of alice's second page of one document.
+    alice_page_token: String,
 }
 
 /// A message of bytes at `write_offset`.
@@ -205,7 +207,39 @@ fn upload_rows() -> Vec<Row> {
         // filegate reports the failed stream.
         row("a 5 MiB message", upload_of(vec![first_message(spec("a.bin", None), &vec![7; 5 * MIB])]), IA, "STREAM_FAILED").field("stream"),
         invalid("an empty file", upload_of(vec![first_message(a_txt(), b"")]), "data"),
+        invalid("a declared size of 0 and no data", upload_of(vec![first_message(sized(0), b"")]), "spec.size_bytes"),
+        invalid("a declared size of 0 and data", upload_one(sized(0)), "spec.size_bytes"),
     ]
+}
+
+/// Characters that make a name display as something it is not.
+const SPOOFING: [(&str, char); 12] = [
+    ("a right-to-left override", '\u{202E}'),
+    ("a left-to-right embedding", '\u{202A}'),
+    ("a right-to-left isolate", '\u{2067}'),
+    ("a pop directional isolate", '\u{2069}'),
+    ("a right-to-left mark", '\u{200F}'),
+    ("a zero-width space", '\u{200B}'),
+    ("a byte order mark", '\u{FEFF}'),
+    ("a line separator", '\u{2028}'),
+    ("a private-use character", '\u{E000}'),
+    ("a division slash", '\u{2215}'),
+    ("a fullwidth solidus", '\u{FF0F}'),
+    ("a Hangul filler", '\u{3164}'),
+];
+
+fn filename_rows() -> Vec<Row> {
+    SPOOFING
+        .iter()
+        .map(|(what, c)| {
+            let name = format!("invoice{c}gnp.exe");
+            invalid(
+                format!("a filename with {what}"),
+                upload_one(spec(&name, None)),
+                "spec.filename",
+            )
+        })
+        .collect()
 }
 
 #[rustfmt::skip]
@@ -219,6 +253,7 @@ fn auth_rows(fx: &Fixture) -> Vec<Row> {
     let expired = expired_token(JWT_SECRET);
     let hs512 = signed_token(json!({"sub": "alice", "exp": later}), HS512, JWT_SECRET);
     let no_exp = signed_token(json!({"sub": "alice"}), HS256, JWT_SECRET);
+    let not_yet = signed_token(json!({"sub": "alice", "exp": later + 3600, "nbf": later}), HS256, JWT_SECRET);
     let id = fx.alice_text.id.clone();
     let delete = || Call::Delete(pb::DeleteRequest { document_id: id.clone() });
     let get = || Call::Get(pb::GetDocumentRequest { document_id: id.clone() });
@@ -237,6 +272,7 @@ fn auth_rows(fx: &Fixture) -> Vec<Row> {
         unauthenticated("a token signed with another key", bearer(wrong_key), delete()),
         unauthenticated("an HS512 token", bearer(hs512), meta),
         unauthenticated("a token without exp", bearer(no_exp), Call::Policy(Default::default())),
+        unauthenticated("a token not valid for another 10 minutes (nbf)", bearer(not_yet), Call::WhoAmI),
         unauthenticated("a token whose sub is '../x'", bearer_for("../x"), upload_one(spec("a.txt", None))),
         unauthenticated("a token whose sub is empty", bearer_for(""), get()),
         unauthenticated("a token whose sub is 200 characters", bearer_for(&"s".repeat(200)), register(&fx.browser_handle, "")),
@@ -308,6 +344,7 @@ fn other_field_rows(fx: &Fixture) -> Vec<Row> {
     let fields = |fields| Call::Metadata(pb::MetadataRequest { document_id: fx.alice_image.id.clone(), fields });
     let watch = Call::Watch(pb::WatchEventsRequest { after_event_id: -1, include_payload: false });
     let not_a_cursor = URL_SAFE_NO_PAD.encode("no colon here");
+    let forged_cursor = URL_SAFE_NO_PAD.encode(format!("{}:{}", i64::MAX, fx.alice_text.id));
     let browser = fx.browser_handle.as_str();
     vec![
         invalid("an unknown metadata field", fields(vec![99]), "fields"),
@@ -327,6 +364,10 @@ fn other_field_rows(fx: &Fixture) -> Vec<Row> {
         invalid("a page token that is not base64", list(0, "!!"), "page_token"),
         invalid("a 10 KB page token", list(0, &"A".repeat(10 * 1024)), "page_token"),
         invalid("a page token that is not a cursor", list(0, &not_a_cursor), "page_token"),
+        invalid("a forged cursor token (time:id)", list(0, &forged_cursor), "page_token"),
+        invalid("alice's page token used by bob", list(1, &fx.alice_page_token), "page_token").auth(Auth::As("bob")),
+        invalid("the same field 20 000 times", fields(vec![pb::MetadataField::Size as i32; 20_000]), "fields"),
+        invalid("65 metadata fields", fields(vec![pb::MetadataField::Width as i32; 65]), "fields"),
     ]
 }
 
@@ -410,6 +451,11 @@ async fn fixture(gw: &TestGateway) -> Fixture {
         alice_image: gw.upload("alice", "pic.png", png(8, 8)).await,
         bob_text: gw.upload("bob", "bob.txt", b"bob's file".to_vec()).await,
         browser_handle: gw.emulator.browser_upload("user-uploads/alice/").await,
+        alice_page_token: gw
+            .list_documents("alice", 1, "")
+            .await
+            .expect("a first page")
+            .next_page_token,
     }
 }
 
@@ -437,11 +483,43 @@ async fn state(gw: &TestGateway) -> State {
     }
 }
 
+/// Requests Filestack (the emulator) received so far.
+async fn filestack_requests(gw: &TestGateway) -> u64 {
+    let stats = gw.emulator.stats().await;
+    let routes = stats.0["requests"].as_object().expect("requests per route");
+    routes
+        .iter()
+        .filter(|(route, _)| route.as_str() != "emulator")
+        .map(|(_, count)| count.as_u64().expect("a count"))
+        .sum()
+}
+
+/// Whether a row's refusal is about the request's own fields or
+/// credentials, known before any byte of data is checked: such a row must
+/// not reach Filestack at all.
+fn refused_before_filestack(expected: &Refusal) -> bool {
+    match expected.code {
+        Code::Unauthenticated => true,
+        Code::InvalidArgument => expected.reason.as_deref() != Some("CHECKSUM_MISMATCH"),
+        _ => false,
+    }
+}
+
 /// Sends every row; a line for each row that was not refused as expected.
 async fn failures(gw: &TestGateway, rows: Vec<Row>) -> Vec<String> {
     let mut failures = Vec::new();
     for row in rows {
-        let actual = match send(gw, &row.auth, row.call).await {
+        let calls_before = filestack_requests(gw).await;
+        let before_filestack = refused_before_filestack(&row.expected);
+        let result = send(gw, &row.auth, row.call).await;
+        let calls = filestack_requests(gw).await - calls_before;
+        if before_filestack && calls > 0 {
+            failures.push(format!(
+                "{}: refused after {calls} Filestack requests",
+                row.name
+            ));
+        }
+        let actual = match result {
             Err(why) => Err(why),
             Ok(Ok(())) => Err("the call succeeded".to_owned()),
             Ok(Err(status)) => Ok(refusal(&status)),
@@ -472,6 +550,7 @@ async fn every_malformed_request_gets_its_documented_code_reason_and_field_and_c
         document_id_rows(&fx),
         thumbnail_and_ttl_rows(&fx),
         other_field_rows(&fx),
+        filename_rows(),
     ];
     let rows: Vec<Row> = tables.into_iter().flatten().collect();
     assert!(rows.len() >= 40, "only {} rows", rows.len());

@@ -228,6 +228,18 @@ async fn list_documents_pages_through_the_callers_own_documents_newest_first() {
     assert_eq!(seen, ids);
     let bad = gw.list_documents("alice", 0, "garbage!").await;
     assert_eq!(bad.unwrap_err().code(), Code::InvalidArgument);
+    // A page token is opaque and alice's own: it names no document, and
+    // bob cannot page through alice's documents with it.
+    let first = gw.list_documents("alice", 2, "").await.expect("list");
+    let token = first.next_page_token;
+    assert!(ids.iter().all(|id| !token.contains(id.as_str())));
+    let stolen = gw.list_documents("bob", 2, &token).await.unwrap_err();
+    assert_eq!(
+        (stolen.code(), support::rpc::field(&stolen).as_deref()),
+        (Code::InvalidArgument, Some("page_token"))
+    );
+    let resumed = gw.list_documents("alice", 2, &token).await.expect("list");
+    assert_eq!(resumed.documents[0].id, ids[2]);
     let huge = gw.list_documents("alice", 1001, "").await;
     assert_eq!(huge.unwrap_err().code(), Code::InvalidArgument);
     gw.stop().await;
@@ -300,6 +312,29 @@ async fn register_handle_records_a_browser_upload_once() {
         .expect("thumbnail of a registered image");
     assert_eq!(gw.emulator.get(&thumb.url).await.0, 200);
     assert_eq!(gw.documents().await, 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn register_handle_leaves_spoofing_characters_out_of_a_browser_chosen_name() {
+    let gw = TestGateway::start().await;
+    let spec = filegate::filestack::UploadSpec {
+        path: Some("user-uploads/alice/".into()),
+        ..filegate::filestack::UploadSpec::new("invoice\u{202E}gnp.exe", "image/png")
+    };
+    let stored = gw
+        .emulator
+        .filestack()
+        .upload(support::content::one_chunk(&png(4, 4)), spec)
+        .await
+        .expect("a browser upload");
+    let doc = gw
+        .register_handle("alice", &stored.handle, "")
+        .await
+        .expect("register");
+    assert_eq!(doc.filename, "invoicegnp.exe");
+    let listed = gw.list_documents("alice", 10, "").await.expect("list");
+    assert_eq!(listed.documents[0].filename, "invoicegnp.exe");
     gw.stop().await;
 }
 

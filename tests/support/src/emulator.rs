@@ -129,6 +129,10 @@ impl TestEmulator {
         Self::serve(dir, config).await
     }
 
+    pub fn api_key(&self) -> &str {
+        &self.api_key
+    }
+
     pub fn app_secret(&self) -> &Secret {
         &self.app_secret
     }

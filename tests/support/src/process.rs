@@ -29,13 +29,15 @@ pub const SERVE_ON_PORT_ZERO: [&str; 7] = [
 /// Longest wait for the process to print a line or to exit.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A running `filegate serve` in local mode and the readers of its output.
+/// A running `filegate serve` and the readers of its output.
 pub struct ServedGateway {
     pub child: Child,
     /// `host:port` of the gRPC listener, as printed.
     pub grpc_addr: String,
     pub http_url: String,
+    /// Its Filestack: the embedded emulator in local mode.
     pub emulator_url: String,
+    local: bool,
     data_dir: PathBuf,
     jwt_secret: Option<String>,
     stdout_lines: mpsc::UnboundedReceiver<String>,
@@ -66,6 +68,29 @@ impl ServedGateway {
         jwt_secret: Option<&str>,
         configure: impl FnOnce(&mut Command),
     ) -> ServedGateway {
+        Self::launch(bin, data_dir, jwt_secret, None, configure).await
+    }
+
+    /// Starts `bin serve` on port 0 with `emulator` (one this test started,
+    /// which outlives the process) as its Filestack, on `data_dir`;
+    /// otherwise as [`ServedGateway::start`].
+    pub async fn start_against(
+        bin: &str,
+        data_dir: &Path,
+        jwt_secret: &str,
+        emulator: &TestEmulator,
+        configure: impl FnOnce(&mut Command),
+    ) -> ServedGateway {
+        Self::launch(bin, data_dir, Some(jwt_secret), Some(emulator), configure).await
+    }
+
+    async fn launch(
+        bin: &str,
+        data_dir: &Path,
+        jwt_secret: Option<&str>,
+        filestack: Option<&TestEmulator>,
+        configure: impl FnOnce(&mut Command),
+    ) -> ServedGateway {
         let mut command = Command::new(bin);
         command
             .args(SERVE_ON_PORT_ZERO)
@@ -76,6 +101,14 @@ impl ServedGateway {
             .env_remove("FILEGATE_JWT_SECRET");
         if let Some(secret) = jwt_secret {
             command.args(["--jwt-secret", secret]);
+        }
+        if let Some(emulator) = filestack {
+            let base = emulator.base_url.as_str();
+            command
+                .env("FILESTACK_API_KEY", emulator.api_key())
+                .env("FILESTACK_APP_SECRET", emulator.app_secret().expose())
+                .args(["--filestack-api-url", &format!("{base}/api")])
+                .args(["--filestack-upload-url", base, "--filestack-cdn-url", base]);
         }
         configure(&mut command);
         let mut child = command
@@ -93,6 +126,9 @@ impl ServedGateway {
                 if line.starts_with("filegate listening:") {
                     grpc = word_after(&line, "grpc=");
                     http = word_after(&line, "http=");
+                    if let Some(emulator) = filestack {
+                        return (grpc, http, Some(emulator.base_url.clone()));
+                    }
                 }
                 if let Some(emulator) = word_after(&line, "Filestack emulator at ") {
                     return (grpc, http, Some(emulator));
@@ -108,6 +144,7 @@ impl ServedGateway {
             grpc_addr: grpc.expect("the gRPC address"),
             http_url: format!("http://{}", http.expect("the HTTP address")),
             emulator_url: emulator.expect("the emulator URL"),
+            local: filestack.is_none(),
             data_dir: data_dir.to_owned(),
             jwt_secret: jwt_secret.map(str::to_owned),
             stdout_lines,
@@ -116,8 +153,12 @@ impl ServedGateway {
         }
     }
 
-    /// The embedded emulator.
+    /// The embedded emulator (local mode).
     pub fn emulator(&self) -> TestEmulator {
+        assert!(
+            self.local,
+            "not in local mode: use the emulator the test started"
+        );
         TestEmulator::local(&self.emulator_url, &self.data_dir)
     }
 

@@ -14,6 +14,13 @@ use crate::auth::authed;
 
 pub type GatewayClient = FileGatewayServiceClient<Channel>;
 
+/// The field a status's BadRequest names first, if any.
+pub fn field(status: &Status) -> Option<String> {
+    let details = status.get_error_details();
+    let violation = details.bad_request()?.field_violations.first()?;
+    Some(violation.field.clone())
+}
+
 /// The stable reason of a status's ErrorInfo (empty without one).
 pub fn reason(status: &Status) -> String {
     status
