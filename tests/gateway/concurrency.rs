@@ -7,7 +7,7 @@ use std::sync::Arc;
 use filegate::pb::v1 as pb;
 use support::content::png;
 use support::gateway::TestGateway;
-use support::rpc::{Rpc, first_message, reason, spec};
+use support::rpc::{Rpc, first_message, reason, spec, with_request_id};
 use tokio::sync::Barrier;
 use tonic::Code;
 
@@ -38,14 +38,22 @@ where
     results
 }
 
+/// The one document id every duplicate got (each must have succeeded).
+fn one_document(results: Vec<Result<String, tonic::Status>>) -> String {
+    let ids: Vec<String> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|status| panic!("every duplicate succeeds: {status:?}")))
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one document: {ids:?}");
+    ids[0].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn uploads_sent_at_once_with_one_request_id_get_one_document_and_keep_one_file() {
     let gw = TestGateway::start().await;
     let results = at_once(&gw, |mut client| {
-        let mut message = first_message(spec("same.txt", None), b"sent eight times");
-        if let Some(pb::upload_request::FirstMessage::Spec(spec)) = &mut message.first_message {
-            spec.request_id = "retry-storm".into();
-        }
+        let spec = with_request_id(spec("same.txt", None), "retry-storm");
+        let message = first_message(spec, b"sent eight times");
         let request = gw.request("alice", tokio_stream::iter(vec![message]));
         async move {
             let response = client.upload(request).await?;
@@ -53,11 +61,7 @@ async fn uploads_sent_at_once_with_one_request_id_get_one_document_and_keep_one_
         }
     })
     .await;
-    let ids: Vec<String> = results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|status| panic!("every duplicate succeeds: {status:?}")))
-        .collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "one document: {ids:?}");
+    one_document(results);
     assert_eq!(gw.documents().await, 1);
     assert_eq!(gw.stored_files().await, 1, "the other copies were deleted");
     assert_eq!(gw.journal_entries().await, 0);
@@ -105,16 +109,12 @@ async fn registrations_of_one_handle_sent_at_once_get_what_sequential_ones_get()
         }
     })
     .await;
-    let ids: Vec<String> = results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|status| panic!("every duplicate succeeds: {status:?}")))
-        .collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "one document: {ids:?}");
+    let id = one_document(results);
     let retried = gw
         .register_handle("alice", &handle, "register-once")
         .await
         .expect("a sequential retry");
-    assert_eq!(retried.id, ids[0]);
+    assert_eq!(retried.id, id);
     assert_eq!(gw.documents().await, 2);
     gw.stop().await;
 }
@@ -125,10 +125,8 @@ async fn concurrent_uploads_with_distinct_request_ids_each_get_their_own_documen
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let results = at_once(&gw, |mut client| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut message = first_message(spec(&format!("p{n}.png"), None), &png(4, 4));
-        if let Some(pb::upload_request::FirstMessage::Spec(spec)) = &mut message.first_message {
-            spec.request_id = format!("distinct-{n}");
-        }
+        let spec = with_request_id(spec(&format!("p{n}.png"), None), &format!("distinct-{n}"));
+        let message = first_message(spec, &png(4, 4));
         let request = gw.request("alice", tokio_stream::iter(vec![message]));
         async move {
             let response = client.upload(request).await?;

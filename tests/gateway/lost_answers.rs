@@ -10,7 +10,7 @@
 use filegate::pb::v1 as pb;
 use serde_json::json;
 use support::gateway::{TestGateway, delivery};
-use support::rpc::{Rpc, first_message, reason, spec};
+use support::rpc::{Rpc, first_message, reason, spec, spec_message, with_request_id};
 use support::{MIB, content::data};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -26,11 +26,8 @@ async fn upload(
     bytes: &[u8],
     request_id: &str,
 ) -> Result<pb::Document, tonic::Status> {
-    let mut message = first_message(spec(name, Some(bytes.len() as i64)), &[]);
-    if let Some(pb::upload_request::FirstMessage::Spec(spec)) = &mut message.first_message {
-        spec.request_id = request_id.into();
-    }
-    let mut messages = vec![message];
+    let spec = with_request_id(spec(name, Some(bytes.len() as i64)), request_id);
+    let mut messages = vec![spec_message(spec)];
     messages.extend(bytes.chunks(MIB).map(support::rpc::data_message));
     gw.upload_stream("alice", messages).await
 }
@@ -221,10 +218,8 @@ async fn a_call_cancelled_while_complete_runs_leaves_the_file_to_the_reaper() {
     gw.emulator
         .fault(json!({"route": "multipart_complete", "cut_response_after_bytes": 1_000_000, "latency_ms": 2000}))
         .await;
-    let mut message = first_message(spec("slow.bin", None), b"cancelled while completing");
-    if let Some(pb::upload_request::FirstMessage::Spec(spec)) = &mut message.first_message {
-        spec.request_id = "cancelled".into();
-    }
+    let spec = with_request_id(spec("slow.bin", None), "cancelled");
+    let message = first_message(spec, b"cancelled while completing");
     let mut request = gw.request("alice", tokio_stream::iter(vec![message]));
     request.set_timeout(std::time::Duration::from_millis(300));
     let status = gw

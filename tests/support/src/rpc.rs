@@ -39,6 +39,14 @@ pub fn spec(filename: &str, size: Option<i64>) -> pb::UploadSpec {
     }
 }
 
+/// `spec` with an idempotency key.
+pub fn with_request_id(spec: pb::UploadSpec, request_id: &str) -> pb::UploadSpec {
+    pb::UploadSpec {
+        request_id: request_id.into(),
+        ..spec
+    }
+}
+
 /// The first message of an upload: the spec alone.
 pub fn spec_message(spec: pb::UploadSpec) -> pb::UploadRequest {
     first_message(spec, &[])
