@@ -72,6 +72,13 @@ pub struct Metadata {
     pub key: Option<String>,
 }
 
+/// A signed URL and when its policy expires (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUrl {
+    pub url: String,
+    pub expires_at: i64,
+}
+
 /// What `/api/store` answers (the MIME type is under `type`).
 #[derive(Debug, Deserialize)]
 struct StoreAnswer {
@@ -148,10 +155,14 @@ impl FilestackClient {
     }
 
     /// A CDN URL that reads the file for `ttl` (`read` pinned to the handle).
-    pub fn download_url(&self, handle: &str, ttl: Duration) -> Result<String, FilestackError> {
+    pub fn download_url(&self, handle: &str, ttl: Duration) -> Result<SignedUrl, FilestackError> {
         check_handle(handle)?;
-        let security = self.sign(&self.handle_policy(handle, &[Call::Read], ttl));
-        Ok(signed_url(&self.config.cdn_url, handle, &security))
+        let policy = self.handle_policy(handle, &[Call::Read], ttl);
+        let url = signed_url(&self.config.cdn_url, handle, &self.sign(&policy));
+        Ok(SignedUrl {
+            url,
+            expires_at: policy.expiry,
+        })
     }
 
     /// A signed URL of a transformation (`read` + `convert` pinned to its handle).
@@ -159,11 +170,15 @@ impl FilestackClient {
         &self,
         transform: &Transform,
         ttl: Duration,
-    ) -> Result<String, FilestackError> {
+    ) -> Result<SignedUrl, FilestackError> {
         let handle = transform.handle();
         check_handle(handle)?;
         let policy = self.handle_policy(handle, &[Call::Read, Call::Convert], ttl);
-        Ok(transform.signed_url(&self.config.cdn_url, &self.sign(&policy)))
+        let url = transform.signed_url(&self.config.cdn_url, &self.sign(&policy));
+        Ok(SignedUrl {
+            url,
+            expires_at: policy.expiry,
+        })
     }
 
     /// Stores a small file in one request (`POST {api}/store/S3`, raw body).

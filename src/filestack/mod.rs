@@ -14,8 +14,8 @@ pub mod urls;
 pub mod webhook;
 
 pub use client::FilestackClient;
-pub(crate) use client::regex_escape;
+pub(crate) use client::{expiry_in, regex_escape};
 pub use config::{ConfigError, FilestackConfig, RetryPolicy};
 pub use error::FilestackError;
-pub use files::{Metadata, MetadataField};
+pub use files::{Metadata, MetadataField, SignedUrl};
 pub use upload::{PartsUploaded, PendingComplete, Sha256Check, StoredFile, UploadSpec};

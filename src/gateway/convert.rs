@@ -1,8 +1,8 @@
 //! Conversions between checked domain values and proto messages.
 
 use crate::db::DocumentRow;
-use crate::filestack::{Metadata, MetadataField};
-use crate::gateway::documents::{SignedUrl, UploadGrant};
+use crate::filestack::{Metadata, MetadataField, SignedUrl};
+use crate::gateway::documents::UploadGrant;
 use crate::gateway::domain::{Fit, ImageFormat, ThumbnailSpec};
 use crate::gateway::error::GatewayError;
 use crate::pb::v1 as pb;

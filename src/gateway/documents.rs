@@ -1,24 +1,17 @@
 //! Document operations other than upload: signed URLs, thumbnails, delete,
 //! register, metadata, get, list and the browser upload policy.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use crate::db::{DocumentRow, InsertOutcome, PageCursor};
 use crate::filestack::policy::{Call, Policy, Security};
 use crate::filestack::urls::{self, Resize, Transform};
-use crate::filestack::{FilestackError, Metadata, MetadataField, regex_escape};
+use crate::filestack::{
+    FilestackError, Metadata, MetadataField, SignedUrl, expiry_in, regex_escape,
+};
 use crate::gateway::domain::{
     DocumentId, Filename, Fit, Handle, ImageFormat, OwnerId, RequestId, ThumbnailSpec, Ttl,
 };
 use crate::gateway::error::GatewayError;
 use crate::gateway::{Gateway, now_micros};
-
-/// A signed URL and when it expires (unix seconds).
-#[derive(Debug, Clone)]
-pub struct SignedUrl {
-    pub url: String,
-    pub expires_at: i64,
-}
 
 /// A policy for a browser upload.
 #[derive(Debug, Clone)]
@@ -35,13 +28,6 @@ pub struct UploadGrant {
 pub struct DocumentPage {
     pub documents: Vec<DocumentRow>,
     pub next: Option<PageCursor>,
-}
-
-fn expiry_after(ttl: Ttl) -> i64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from((now + ttl.as_duration()).as_secs()).unwrap_or(i64::MAX)
 }
 
 impl Gateway {
@@ -64,16 +50,6 @@ impl Gateway {
         Ok(row)
     }
 
-    fn cdn(&self) -> &str {
-        &self.filestack.config().cdn_url
-    }
-
-    fn signed_for(&self, handle: &str, ttl: Ttl, calls: &[Call]) -> (Security, i64) {
-        let expires_at = expiry_after(ttl);
-        let policy = Policy::new(expires_at, calls).with_handle(handle);
-        (self.filestack.sign(&policy), expires_at)
-    }
-
     /// A download URL whose policy allows `read` of this handle only.
     pub async fn signed_url(
         &self,
@@ -82,9 +58,9 @@ impl Gateway {
         ttl: Ttl,
     ) -> Result<SignedUrl, GatewayError> {
         let doc = self.owned_document(owner, id).await?;
-        let (security, expires_at) = self.signed_for(&doc.handle, ttl, &[Call::Read]);
-        let url = urls::signed_url(self.cdn(), &doc.handle, &security);
-        Ok(SignedUrl { url, expires_at })
+        Ok(self
+            .filestack
+            .download_url(&doc.handle, ttl.as_duration())?)
     }
 
     /// A thumbnail URL whose policy allows `read` and `convert` of this
@@ -100,10 +76,10 @@ impl Gateway {
         if !doc.content_type.starts_with("image/") {
             return Err(GatewayError::NotAnImage);
         }
-        let (security, expires_at) =
-            self.signed_for(&doc.handle, ttl, &[Call::Read, Call::Convert]);
-        let url = thumbnail_transform(&doc.handle, &spec).signed_url(self.cdn(), &security);
-        Ok(SignedUrl { url, expires_at })
+        let transform = thumbnail_transform(&doc.handle, &spec);
+        Ok(self
+            .filestack
+            .thumbnail_url(&transform, ttl.as_duration())?)
     }
 
     /// Deletes the file at Filestack, then the row. A file already gone at
@@ -154,7 +130,7 @@ impl Gateway {
             id: DocumentId::generate().as_str().to_owned(),
             owner: owner.as_str().to_owned(),
             handle: handle.as_str().to_owned(),
-            url: urls::cdn_url(self.cdn(), handle.as_str()),
+            url: urls::cdn_url(&self.filestack.config().cdn_url, handle.as_str()),
             // A browser chose the name: characters an upload would refuse
             // (bidirectional overrides, ...) are left out, not shown.
             filename: meta
@@ -238,7 +214,7 @@ impl Gateway {
                 ));
             }
         };
-        let expires_at = expiry_after(ttl);
+        let expires_at = expiry_in(ttl.as_duration());
         let path = owner.upload_prefix();
         let policy = Policy::new(expires_at, &[Call::Pick])
             .with_path(format!("^{}.*", regex_escape(&path)))

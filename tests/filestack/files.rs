@@ -145,10 +145,20 @@ async fn a_download_url_opens_only_its_own_file() {
     let client = emulator.filestack();
     let first = upload(&client, b"first", "1.txt", "text/plain").await;
     let second = upload(&client, b"second", "2.txt", "text/plain").await;
-    let url = client
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let signed = client
         .download_url(&first.handle, Duration::from_secs(60))
         .expect("valid handle");
-    let other = url.replace(&first.handle, &second.handle);
+    assert!(
+        (now + 60..=now + 62).contains(&signed.expires_at),
+        "expires {} s from now",
+        signed.expires_at - now
+    );
+    assert_eq!(emulator.get_ok(&signed.url).await, b"first");
+    let other = signed.url.replace(&first.handle, &second.handle);
     let response = reqwest::get(&other).await.expect("GET answers");
     assert_eq!(response.status(), 403);
 }
@@ -169,7 +179,7 @@ async fn a_signed_thumbnail_url_serves_the_transformed_image() {
     let url = client
         .thumbnail_url(&transform, Duration::from_secs(60))
         .expect("valid handle");
-    let body = emulator.get_ok(&url).await;
+    let body = emulator.get_ok(&url.url).await;
     assert_eq!(dimensions(&body), (16, 16));
 }
 

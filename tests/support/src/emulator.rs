@@ -179,7 +179,7 @@ impl TestEmulator {
         let url = client
             .download_url(handle, Duration::from_secs(60))
             .expect("valid handle");
-        self.get_ok(&url).await
+        self.get_ok(&url.url).await
     }
 
     /// Arms a fault (`POST /_emulator/faults`).
