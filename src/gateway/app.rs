@@ -28,7 +28,7 @@ use crate::db::{CacheOptions, Database};
 use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
 use crate::filestack::{FilestackClient, FilestackConfig};
 use crate::gateway::Gateway;
-use crate::gateway::admission::UploadAdmission;
+use crate::gateway::admission::{UploadAdmission, UploadBuffers};
 use crate::gateway::auth::Authenticator;
 use crate::gateway::events::{self, EventFeed};
 use crate::gateway::http::{Gauges, serve_http};
@@ -151,12 +151,15 @@ impl Application {
         filestack_config.part_size = args.part_size;
         filestack_config.parts_in_flight = args.parts_in_flight;
         filestack_config.request_timeout = Duration::from_secs(args.filestack_timeout_secs);
-        let per_upload =
-            (args.part_size as u64) * (args.parts_in_flight as u64 + 1) + UPLOAD_OVERHEAD_BYTES;
+        let buffers = UploadBuffers {
+            part_size: args.part_size as u64,
+            parts_in_flight: args.parts_in_flight as u64,
+            overhead: UPLOAD_OVERHEAD_BYTES,
+        };
         let admission = UploadAdmission::new(
             args.max_concurrent_uploads,
             args.upload_memory_budget_bytes,
-            per_upload,
+            buffers,
             Duration::from_secs(args.upload_admission_timeout_secs),
         )?;
         let filestack = FilestackClient::new(filestack_config)?;
