@@ -31,22 +31,26 @@ macro_rules! columns {
 }
 
 impl Database {
-    /// Records an upload about to start.
+    /// Records an upload about to start. `completing`: its first request
+    /// may store the file (a one-request store, which cannot be sent
+    /// again: the entry waits for Filestack's webhook to name the file).
     pub async fn journal_start(
         &self,
         id: &str,
         owner: &str,
         filename: &str,
         now: i64,
+        completing: bool,
     ) -> Result<(), sqlx::Error> {
-        let sql =
-            "INSERT INTO upload_journal (id, owner, filename, started_at) VALUES ($1, $2, $3, $4)";
+        let sql = "INSERT INTO upload_journal (id, owner, filename, started_at, completing_at) \
+                   VALUES ($1, $2, $3, $4, $5)";
         on_pool!(self, |pool| {
             sqlx::query(sql)
                 .bind(id)
                 .bind(owner)
                 .bind(filename)
                 .bind(now)
+                .bind(completing.then_some(now))
                 .execute(pool)
                 .await
                 .map(|_| ())
@@ -139,7 +143,9 @@ impl Database {
             " FROM upload_journal WHERE abandoned_at IS NOT NULL",
             " OR (completing_at IS NULL AND started_at < $2)",
             " OR (completing_at IS NOT NULL AND completing_at < $1)",
-            " ORDER BY started_at LIMIT 1000"
+            // Entries a webhook named first: many entries waiting for one
+            // must not keep a named file from being settled.
+            " ORDER BY CASE WHEN handle IS NULL THEN 1 ELSE 0 END, started_at LIMIT 1000"
         );
         on_pool!(self, |pool| {
             sqlx::query_as(sql)

@@ -11,7 +11,7 @@ use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
 use crate::filestack::error::FilestackError;
 use crate::filestack::http::{check_handle, join, json, send};
 use crate::filestack::policy::{Call, Policy};
-use crate::filestack::retry::retry;
+use crate::filestack::retry::{backoff, retry};
 use crate::filestack::upload::{StoredFile, UploadSpec};
 use crate::filestack::urls::{Transform, signed_url};
 
@@ -181,16 +181,25 @@ impl FilestackClient {
         })
     }
 
-    /// Stores a small file in one request (`POST {api}/store/S3`, raw body).
-    /// Not retried: a lost answer could leave a stored file behind.
+    /// Stores a file in one request (`POST {api}/store/S3`, raw body), after
+    /// its size and SHA-256 are checked, under the same `pick` policy a
+    /// multipart upload of it would have (size, path and container pinned).
+    ///
+    /// A store is not idempotent: it is sent again only when an attempt
+    /// surely did not reach Filestack (no connection, 429). Once an attempt
+    /// may have stored the file (a broken or unreadable answer, a timeout,
+    /// 5xx), the result is [`FilestackError::OutcomeUnknown`]: the caller
+    /// must keep what it needs to find the file (its storage path).
     pub async fn store(
         &self,
         bytes: Bytes,
         spec: &UploadSpec,
     ) -> Result<StoredFile, FilestackError> {
         let size = bytes.len() as u64;
-        if spec.size.is_some_and(|declared| declared != size) {
-            let declared = spec.size.unwrap_or_default();
+        if size == 0 {
+            return Err(FilestackError::EmptyFile);
+        }
+        if let Some(declared) = spec.size.filter(|&declared| declared != size) {
             return Err(FilestackError::SizeMismatch {
                 declared,
                 received: size,
@@ -215,31 +224,70 @@ impl FilestackClient {
         ];
         query.extend(spec.path.as_deref().map(|path| ("path", path)));
         query.extend(spec.container.as_deref().map(|c| ("container", c)));
-        let request = self
-            .http
-            .post(&url)
-            .query(&query)
-            .header(reqwest::header::CONTENT_TYPE, &spec.mimetype)
-            .body(bytes);
         let secrets = [security.policy.as_str(), security.signature.as_str()];
-        let answer: StoreAnswer = json(send(request, &secrets).await?, "store").await?;
-        let handle = match answer.handle {
-            Some(handle) => handle,
-            None => answer.url.rsplit('/').next().unwrap_or_default().to_owned(),
+        let mut failures = 0;
+        let answer: StoreAnswer = loop {
+            let request = self
+                .http
+                .post(&url)
+                .query(&query)
+                .header(reqwest::header::CONTENT_TYPE, &spec.mimetype)
+                .body(bytes.clone());
+            let attempt = match send(request, &secrets).await {
+                // A 200 whose answer is lost or unreadable stored the file.
+                Ok(response) => json(response, "store")
+                    .await
+                    .map_err(|error| FilestackError::AnswerLost(Box::new(error))),
+                Err(error) => Err(error),
+            };
+            let error = match attempt {
+                Ok(answer) => break answer,
+                Err(error) => error,
+            };
+            if error.may_have_reached_upstream() {
+                return Err(FilestackError::OutcomeUnknown(Box::new(error)));
+            }
+            failures += 1;
+            if !error.is_retryable() || failures >= self.config.retry.max_attempts {
+                return Err(error);
+            }
+            let delay = backoff(&self.config.retry, failures);
+            tracing::warn!(attempt = failures, ?delay, %error, "store did not reach Filestack, retrying");
+            tokio::time::sleep(delay).await;
         };
-        check_handle(&handle).map_err(|_| FilestackError::Protocol("store: no handle".into()))?;
-        Ok(StoredFile {
-            handle,
-            url: answer.url,
-            size: answer.size.unwrap_or(size),
-            mimetype: answer
-                .mimetype
-                .or(answer.kind)
-                .unwrap_or_else(|| spec.mimetype.clone()),
-            filename: answer.filename.unwrap_or_else(|| spec.filename.clone()),
-            sha256,
-        })
+        stored_file(&self.config.cdn_url, spec, size, sha256, answer)
+            .map_err(|error| FilestackError::OutcomeUnknown(Box::new(error)))
     }
+}
+
+/// The stored file a store answer names.
+fn stored_file(
+    cdn_url: &str,
+    spec: &UploadSpec,
+    size: u64,
+    sha256: Option<[u8; 32]>,
+    answer: StoreAnswer,
+) -> Result<StoredFile, FilestackError> {
+    let handle = match answer.handle {
+        Some(handle) => handle,
+        None => answer.url.rsplit('/').next().unwrap_or_default().to_owned(),
+    };
+    check_handle(&handle).map_err(|_| FilestackError::Protocol("store: no handle".into()))?;
+    let url = match answer.url {
+        url if url.is_empty() => join(cdn_url, &handle),
+        url => url,
+    };
+    Ok(StoredFile {
+        handle,
+        url,
+        size: answer.size.unwrap_or(size),
+        mimetype: answer
+            .mimetype
+            .or(answer.kind)
+            .unwrap_or_else(|| spec.mimetype.clone()),
+        filename: answer.filename.unwrap_or_else(|| spec.filename.clone()),
+        sha256,
+    })
 }
 
 /// Validity of the policies of one File API call.

@@ -1,24 +1,28 @@
 //! The upload journal: nothing half-done survives.
 //!
-//! An entry is written before a byte flows, and each upload stores its file
-//! under a storage path of its own, `user-uploads/{owner}/{entry id}/`. Just
-//! before `multipart/complete` is first sent, the entry records what it
-//! takes to send `complete` again ([`PendingComplete`]). The entry goes away
-//! in the transaction that records the document, or when the upload fails:
+//! An entry is written before a byte flows to Filestack, and each upload
+//! stores its file under a storage path of its own,
+//! `user-uploads/{owner}/{entry id}/`. A multipart upload's entry records,
+//! just before `multipart/complete` is first sent, what it takes to send
+//! `complete` again ([`PendingComplete`]); a one-request store's entry is
+//! written as completing, since its only request may store the file. The
+//! entry goes away in the transaction that records the document, or when
+//! the upload fails:
 //!
-//! - before `complete` was sent, nothing is stored: the entry is removed;
+//! - before the storing request was sent, or when Filestack refused it,
+//!   nothing is stored: the entry is removed;
 //! - once the handle is known, the file is deleted, then the entry removed;
-//! - when `complete`'s outcome is unknown (its answer was lost, the call was
-//!   cancelled while it ran), the entry is marked abandoned and kept: the
-//!   file may exist under a handle nobody learnt.
+//! - when the storing request's outcome is unknown (its answer was lost,
+//!   the call was cancelled while it ran), the entry is marked abandoned and
+//!   kept: the file may exist under a handle nobody learnt.
 //!
 //! The reaper (at start-up, every minute, and at once when woken) settles
 //! what calls and dead processes left: it deletes the file of an entry whose
 //! handle is known and that has no document; it sends `complete` again for
-//! an entry that has none (Filestack may answer with the file); and
+//! a multipart entry that has none (Filestack may answer with the file); and
 //! Filestack's `fp.upload` webhook, whose storage key names the entry, gives
-//! the entry its handle whichever way Filestack answers a repeated
-//! `complete`. Entries that never sent `complete` are dropped once stale.
+//! the entry its handle (the only way for a store, which cannot be sent
+//! again). Entries that never sent a storing request are dropped once stale.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +74,17 @@ impl ReaperBell {
     }
 }
 
+/// How an upload reaches Filestack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Start, parts, then `complete`: nothing is stored before
+    /// [`UploadJournal::completing`].
+    Multipart,
+    /// One `/api/store` request, which may store the file as soon as it is
+    /// sent.
+    Store,
+}
+
 /// Where one upload stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Stage {
@@ -99,8 +114,8 @@ pub struct UploadJournal {
 
 impl UploadJournal {
     /// Writes the entry; the database being down fails the upload before a
-    /// byte flows. The entry keeps the upload's admission until it is
-    /// settled.
+    /// byte reaches Filestack. The entry keeps the upload's admission until
+    /// it is settled.
     ///
     /// The write runs on its own task: if the call is cancelled while the
     /// entry is being written, the write still finishes and the guard it
@@ -111,6 +126,7 @@ impl UploadJournal {
         owner: &OwnerId,
         filename: &Filename,
         admitted: Admitted,
+        protocol: Protocol,
     ) -> Result<Self, GatewayError> {
         let id = DocumentId::generate()
             .as_str()
@@ -119,8 +135,9 @@ impl UploadJournal {
         let (db, filestack) = (gateway.db.clone(), gateway.filestack.clone());
         let bell = gateway.reaper.clone();
         let (owner, filename) = (owner.as_str().to_owned(), filename.as_str().to_owned());
+        let completing = protocol == Protocol::Store;
         let write = tokio::spawn(async move {
-            db.journal_start(&id, &owner, &filename, now_micros())
+            db.journal_start(&id, &owner, &filename, now_micros(), completing)
                 .await?;
             Ok::<_, GatewayError>(Self {
                 db,
@@ -128,7 +145,11 @@ impl UploadJournal {
                 bell,
                 id,
                 path,
-                stage: Stage::Started,
+                stage: if completing {
+                    Stage::Completing
+                } else {
+                    Stage::Started
+                },
                 armed: true,
                 admitted: Some(admitted),
             })
@@ -154,7 +175,7 @@ impl UploadJournal {
         Ok(())
     }
 
-    /// Filestack refused `complete` outright: nothing is stored.
+    /// Filestack refused the storing request outright: nothing is stored.
     pub fn nothing_stored(&mut self) {
         self.stage = Stage::Started;
     }
@@ -336,7 +357,7 @@ impl Gateway {
                 journal = id,
                 owner = %entry.owner,
                 filename = %entry.filename,
-                "an upload's complete had an unknown outcome and Filestack never named its file: a file may be stored under {}{id}/ with no document; giving up",
+                "an upload's storing request had an unknown outcome and Filestack never named its file: a file may be stored under {}{id}/ with no document; giving up",
                 OwnerId::parse(&entry.owner).map(|o| o.upload_prefix()).unwrap_or_default(),
             );
             self.db.journal_remove(id).await?;

@@ -56,6 +56,8 @@ pub struct Limits {
     /// Time after `complete` was sent by which any running upload has
     /// finished with its entry: an older entry belongs to a dead process.
     pub journal_grace: Duration,
+    /// Whether files that fit in one part are stored with one request.
+    pub single_request_uploads: bool,
 }
 
 /// The state every operation works on.

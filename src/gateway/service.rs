@@ -15,7 +15,7 @@ use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl};
 use crate::gateway::error::GatewayError;
 use crate::gateway::listener::{ConnectionInfo, UploadOnConnection};
-use crate::gateway::upload::read_spec;
+use crate::gateway::upload::grpc::open_upload;
 use crate::gateway::{Gateway, convert, events};
 use crate::pb::v1 as pb;
 use crate::pb::v1::file_gateway_service_server::FileGatewayService;
@@ -177,15 +177,14 @@ impl FileGatewayService for GatewayService {
             async move {
                 let owner = self.authenticate(request.metadata())?;
                 let _on_connection = upload_on_connection(&request)?;
-                let mut stream = request.into_inner();
                 let limits = &gateway.limits;
-                let (spec, first) = read_spec(
-                    &mut stream,
+                let (spec, bytes) = open_upload(
+                    request.into_inner(),
                     limits.upload_idle_timeout,
                     limits.max_upload_bytes,
                 )
                 .await?;
-                let row = gateway.upload(&owner, spec, first, stream).await?;
+                let row = gateway.upload(&owner, spec, bytes).await?;
                 record_document(&row.id);
                 Span::current().record("handle", row.handle.as_str());
                 Ok(pb::UploadResponse {

@@ -98,6 +98,15 @@ pub struct ServeArgs {
     /// Parts of one upload sent to Filestack at once.
     #[arg(long, env = "FILEGATE_PARTS_IN_FLIGHT", default_value_t = 4)]
     pub parts_in_flight: usize,
+    /// Whether a file that fits in one part is stored with one Filestack
+    /// request (`/api/store`) instead of the four of a multipart upload.
+    #[arg(
+        long,
+        env = "FILEGATE_SINGLE_REQUEST_UPLOADS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub single_request_uploads: bool,
     /// HS256 secret for caller tokens (at least 16 bytes).
     #[arg(
         long,
@@ -311,6 +320,7 @@ impl Settings {
             call_timeout: Duration::from_secs(args.call_timeout_secs),
             journal_stale_after: Duration::from_secs(args.upload_journal_stale_secs),
             journal_grace: Duration::from_secs(args.upload_journal_grace_secs),
+            single_request_uploads: args.single_request_uploads,
         };
         Ok(Settings {
             args,

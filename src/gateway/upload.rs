@@ -1,31 +1,40 @@
-//! The upload path: client stream -> checked bytes -> Filestack multipart
-//! upload -> one row in `documents`.
+//! The upload operation: a checked spec and a stream of bytes -> one file
+//! at Filestack -> one row in `documents`. The gRPC adapter ([`grpc`]) turns
+//! an Upload stream into those two; nothing here knows about messages.
 //!
-//! The gRPC stream is read one message at a time, only when the Filestack
-//! client asks for more bytes; that is what gives HTTP/2 flow control its
-//! backpressure. Bytes are counted as they pass; the Filestack client hashes
-//! them (SHA-256 of the file, in the same pass as the MD5 of each part). A
-//! size or checksum problem fails the upload before Filestack's `complete`,
-//! so no file is stored; a failure after `complete` deletes the stored file.
+//! A file that fits in one part (its declared size, or the stream ends
+//! before a part is full) is stored with one Filestack request
+//! (`/api/store`); a larger one with a multipart upload, read one part at a
+//! time only when the Filestack client asks for more bytes (that is what
+//! gives HTTP/2 flow control its backpressure). Both store under the
+//! upload's own path, record the same document, and check size and
+//! checksum before the storing request, so a bad file stores nothing; a
+//! failure after it deletes the stored file (see [`crate::gateway::journal`]
+//! for an outcome that is unknown).
 
+mod checked;
+pub mod grpc;
+
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
-use tonic::Streaming;
 
 use crate::db::{DocumentRow, InsertOutcome};
 use crate::filestack::{FilestackError, Sha256Check, StoredFile, UploadSpec};
-use crate::gateway::app::UPLOAD_OVERHEAD_BYTES;
+use crate::gateway::admission::Admitted;
 use crate::gateway::domain::{ContentType, DocumentId, Filename, OwnerId, RequestId, Sha256Hex};
 use crate::gateway::error::GatewayError;
-use crate::gateway::journal::UploadJournal;
+use crate::gateway::journal::{Protocol, UploadJournal};
 use crate::gateway::{Gateway, now_micros};
-use crate::pb::v1::{UploadRequest, upload_request};
+use checked::{CheckedBytes, StreamOutcome, size_required};
 
-/// Largest `data` field of one UploadRequest (documented in the proto).
-pub const MAX_CHUNK_BYTES: usize = 3 * 1024 * 1024;
+pub use grpc::MAX_CHUNK_BYTES;
+
+/// The bytes of a file, in order, as the caller sends them. The stream ends
+/// after its first error.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, GatewayError>> + Send>>;
 
 /// A checked upload spec.
 #[derive(Debug, Clone)]
@@ -37,199 +46,14 @@ pub struct CheckedSpec {
     pub request_id: Option<RequestId>,
 }
 
-impl CheckedSpec {
-    pub fn parse(spec: &crate::pb::v1::UploadSpec, cap: u64) -> Result<CheckedSpec, GatewayError> {
-        let filename = Filename::parse(&spec.filename)?;
-        let content_type = ContentType::parse_or_guess(&spec.content_type, &filename)?;
-        let size = match spec.size_bytes {
-            None => None,
-            Some(size) if size < 1 => {
-                return Err(GatewayError::invalid(
-                    "spec.size_bytes",
-                    "must be at least 1: empty files are not stored",
-                ));
-            }
-            Some(size) if size as u64 > cap => {
-                return Err(GatewayError::FileTooLarge { limit: cap });
-            }
-            Some(size) => Some(size as u64),
-        };
-        let sha256 = match spec.sha256.as_str() {
-            "" => None,
-            hex => Some(Sha256Hex::parse(hex)?),
-        };
-        let request_id = RequestId::parse(&spec.request_id, "spec.request_id")?;
-        Ok(CheckedSpec {
-            filename,
-            content_type,
-            size,
-            sha256,
-            request_id,
-        })
-    }
-}
-
-/// Reads the first message, which must carry the spec.
-pub async fn read_spec(
-    stream: &mut Streaming<UploadRequest>,
-    idle: Duration,
-    cap: u64,
-) -> Result<(CheckedSpec, UploadRequest), GatewayError> {
-    let first = next_message(stream, idle).await?.ok_or_else(|| {
-        GatewayError::invalid_because("spec", "SPEC_REQUIRED", "the upload stream was empty")
-    })?;
-    let Some(upload_request::FirstMessage::Spec(spec)) = &first.first_message else {
-        return Err(GatewayError::invalid_because(
-            "spec",
-            "SPEC_REQUIRED",
-            "the first message must carry the spec",
-        ));
-    };
-    let spec = CheckedSpec::parse(spec, cap)?;
-    Ok((spec, first))
-}
-
-async fn next_message(
-    stream: &mut Streaming<UploadRequest>,
-    idle: Duration,
-) -> Result<Option<UploadRequest>, GatewayError> {
-    match tokio::time::timeout(idle, stream.message()).await {
-        Err(_) => Err(GatewayError::IdleTimeout(idle)),
-        Ok(Ok(message)) => Ok(message),
-        Ok(Err(status)) => Err(GatewayError::invalid_because(
-            "stream",
-            "STREAM_FAILED",
-            format!("the upload stream failed: {}", status.message()),
-        )),
-    }
-}
-
-/// The caller's bytes as a stream for the Filestack client, checked as they
-/// pass. The first error is kept in `failure` for the caller of `upload`.
-struct CheckedBytes {
-    stream: Streaming<UploadRequest>,
-    pending: Option<UploadRequest>,
-    received: u64,
-    spec: CheckedSpec,
-    cap: u64,
-    idle: Duration,
-    outcome: Arc<Mutex<StreamOutcome>>,
-}
-
-/// What the checked stream learned, read after the Filestack upload returns.
-#[derive(Debug, Default)]
-struct StreamOutcome {
-    /// The first error of the caller's stream.
-    failure: Option<GatewayError>,
-    /// The bytes received, once the whole stream was read and checked.
-    received: Option<u64>,
-}
-
-/// The error handed to the Filestack client when the caller's stream fails.
-#[derive(Debug, thiserror::Error)]
-#[error("the caller's upload stream was refused")]
-struct StreamRefused;
-
-impl CheckedBytes {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, GatewayError> {
-        loop {
-            let message = match self.pending.take() {
-                Some(message) => message,
-                None => match next_message(&mut self.stream, self.idle).await? {
-                    Some(message) => {
-                        if message.first_message.is_some() {
-                            return Err(GatewayError::invalid_because(
-                                "spec",
-                                "SPEC_REPEATED",
-                                "only the first message may carry the spec",
-                            ));
-                        }
-                        message
-                    }
-                    None => return self.finish().map(|()| None),
-                },
-            };
-            self.check_offset(message.write_offset)?;
-            if message.data.len() > MAX_CHUNK_BYTES {
-                return Err(GatewayError::invalid(
-                    "data",
-                    format!("at most {MAX_CHUNK_BYTES} bytes per message"),
-                ));
-            }
-            if message.data.is_empty() {
-                continue;
-            }
-            self.received += message.data.len() as u64;
-            if self.received > self.cap {
-                return Err(GatewayError::FileTooLarge { limit: self.cap });
-            }
-            if let Some(declared) = self.spec.size
-                && self.received > declared
-            {
-                return Err(GatewayError::SizeMismatch {
-                    declared,
-                    received: self.received,
-                });
-            }
-            return Ok(Some(message.data));
-        }
-    }
-
-    fn check_offset(&self, offset: i64) -> Result<(), GatewayError> {
-        if offset != 0 && offset as u64 != self.received {
-            return Err(GatewayError::OffsetMismatch {
-                given: offset,
-                received: self.received,
-            });
-        }
-        Ok(())
-    }
-
-    /// At the end of the stream: the size must hold (the Filestack client
-    /// checks the SHA-256).
-    fn finish(&mut self) -> Result<(), GatewayError> {
-        if let Some(declared) = self.spec.size
-            && declared != self.received
-        {
-            return Err(GatewayError::SizeMismatch {
-                declared,
-                received: self.received,
-            });
-        }
-        if self.received == 0 {
-            return Err(GatewayError::invalid("data", "the file is empty"));
-        }
-        if let Ok(mut outcome) = self.outcome.lock() {
-            outcome.received = Some(self.received);
-        }
-        Ok(())
-    }
-
-    fn into_stream(self) -> impl Stream<Item = Result<Bytes, StreamRefused>> + Send {
-        futures_util::stream::unfold(Some(self), |state| async move {
-            let mut state = state?;
-            match state.next_chunk().await {
-                Ok(Some(chunk)) => Some((Ok(chunk), Some(state))),
-                Ok(None) => None,
-                Err(error) => {
-                    if let Ok(mut outcome) = state.outcome.lock() {
-                        outcome.failure.get_or_insert(error);
-                    }
-                    Some((Err(StreamRefused), None))
-                }
-            }
-        })
-    }
-}
-
 impl Gateway {
-    /// Streams one file to Filestack and records it.
+    /// Stores one file at Filestack and records it. A retry whose
+    /// `request_id` is known returns the document already stored.
     pub async fn upload(
         &self,
         owner: &OwnerId,
         spec: CheckedSpec,
-        first: UploadRequest,
-        stream: Streaming<UploadRequest>,
+        bytes: ByteStream,
     ) -> Result<DocumentRow, GatewayError> {
         if let Some(request_id) = &spec.request_id
             && let Some(existing) = self
@@ -240,35 +64,81 @@ impl Gateway {
             tracing::info!(document_id = %existing.id, "upload retried with a known request id");
             return Ok(existing);
         }
-        let admitted = self.admission.admit(self.buffer_bytes(spec.size)).await?;
-        let mut journal = UploadJournal::open(self, owner, &spec.filename, admitted).await?;
-        let outcome = Arc::new(Mutex::new(StreamOutcome::default()));
-        let bytes = CheckedBytes {
-            stream,
-            pending: Some(UploadRequest {
-                first_message: None,
-                ..first
-            }),
-            received: 0,
-            spec: spec.clone(),
-            cap: self.limits.max_upload_bytes,
-            idle: self.limits.upload_idle_timeout,
-            outcome: outcome.clone(),
-        };
-        let upload_spec = UploadSpec {
+        let admitted = self.admission.admit(spec.size).await?;
+        let bytes = CheckedBytes::new(bytes, spec.size, self.limits.max_upload_bytes);
+        let part = self.filestack.config().part_size as u64;
+        if self.limits.single_request_uploads && spec.size.is_none_or(|size| size <= part) {
+            self.upload_in_one_request(owner, spec, bytes, admitted, part)
+                .await
+        } else {
+            self.upload_in_parts(owner, spec, bytes, admitted).await
+        }
+    }
+
+    /// What the Filestack client is told about the file.
+    fn filestack_spec(&self, spec: &CheckedSpec, path: &str) -> UploadSpec {
+        UploadSpec {
             filename: spec.filename.as_str().to_owned(),
             mimetype: spec.content_type.as_str().to_owned(),
             size: spec.size,
-            path: Some(journal.storage_path().to_owned()),
+            path: Some(path.to_owned()),
             container: None,
             sha256: match &spec.sha256 {
                 Some(expected) => Sha256Check::Expect(expected.to_bytes()),
                 None => Sha256Check::Compute,
             },
+        }
+    }
+
+    /// A file of at most one part: read whole, checked, then stored with
+    /// one `/api/store` request. A stream longer than one part without a
+    /// declared size is SIZE_REQUIRED, as in a multipart upload.
+    async fn upload_in_one_request(
+        &self,
+        owner: &OwnerId,
+        spec: CheckedSpec,
+        bytes: CheckedBytes,
+        admitted: Admitted,
+        part: u64,
+    ) -> Result<DocumentRow, GatewayError> {
+        let body = bytes.read_whole(part).await?;
+        let received = body.len() as u64;
+        let mut journal =
+            UploadJournal::open(self, owner, &spec.filename, admitted, Protocol::Store).await?;
+        let upload_spec = self.filestack_spec(&spec, journal.storage_path());
+        let stored = match self.filestack.store(body, &upload_spec).await {
+            Ok(stored) => stored,
+            Err(error @ FilestackError::OutcomeUnknown(_)) => {
+                journal.abandon("the store's outcome is unknown").await;
+                return Err(upload_error(error));
+            }
+            Err(error) => {
+                journal.nothing_stored();
+                journal.abandon("Filestack refused the store").await;
+                return Err(upload_error(error));
+            }
         };
+        journal.stored(&stored.handle);
+        self.record_stored(owner, spec, stored, received, journal)
+            .await
+    }
+
+    /// A file in parts: multipart start, the parts as the stream yields
+    /// them, then `complete`.
+    async fn upload_in_parts(
+        &self,
+        owner: &OwnerId,
+        spec: CheckedSpec,
+        bytes: CheckedBytes,
+        admitted: Admitted,
+    ) -> Result<DocumentRow, GatewayError> {
+        let mut journal =
+            UploadJournal::open(self, owner, &spec.filename, admitted, Protocol::Multipart).await?;
+        let outcome = Arc::new(Mutex::new(StreamOutcome::default()));
+        let upload_spec = self.filestack_spec(&spec, journal.storage_path());
         let result = self
             .filestack
-            .upload_parts(bytes.into_stream(), upload_spec)
+            .upload_parts(bytes.into_stream(outcome.clone()), upload_spec)
             .await;
         let (failure, received) = match outcome.lock() {
             Ok(mut outcome) => (outcome.failure.take(), outcome.received.take()),
@@ -281,16 +151,12 @@ impl Gateway {
                 return Err(failure);
             }
             (Ok(parts), None) => parts,
-            (Err(FilestackError::ChecksumMismatch), None) => {
-                journal.abandon("its SHA-256 is not spec.sha256").await;
-                return Err(GatewayError::ChecksumMismatch);
-            }
             (Err(error), None) => {
                 journal.abandon("Filestack refused the upload").await;
                 return Err(upload_error(error));
             }
         };
-        let (Some(received), Some(digest)) = (received, parts.sha256) else {
+        let (Some(received), Some(_)) = (received, parts.sha256) else {
             journal
                 .abandon("the stream ended without its size or checksum")
                 .await;
@@ -317,31 +183,43 @@ impl Gateway {
             }
         };
         journal.stored(&stored.handle);
+        let stored = StoredFile {
+            sha256: parts.sha256,
+            ..stored
+        };
+        self.record_stored(owner, spec, stored, received, journal)
+            .await
+    }
+
+    /// A stored file becomes a document, once its size is the bytes
+    /// received and its SHA-256 is known.
+    async fn record_stored(
+        &self,
+        owner: &OwnerId,
+        spec: CheckedSpec,
+        stored: StoredFile,
+        received: u64,
+        journal: UploadJournal,
+    ) -> Result<DocumentRow, GatewayError> {
         if received != stored.size {
             journal
                 .abandon("the stored size differs from the bytes received")
                 .await;
             return Err(GatewayError::internal(anyhow::anyhow!(
-                "Filestack stored {} bytes, not the bytes received",
+                "Filestack stored {} bytes, not the {received} bytes received",
                 stored.size
             )));
         }
+        let Some(digest) = stored.sha256 else {
+            journal.abandon("the file's SHA-256 is unknown").await;
+            return Err(GatewayError::internal(anyhow::anyhow!(
+                "the upload finished without the file's SHA-256"
+            )));
+        };
         let digest = Sha256Hex::from_digest(&digest);
         tracing::debug!(handle = %stored.handle, received, "upload stored");
         self.record_upload(owner, spec, stored, digest, journal)
             .await
-    }
-
-    /// What an upload's buffers can hold at most: its parts (the declared
-    /// size, or one part when undeclared, capped at the parts in flight plus
-    /// the one being read), one gRPC message and the HTTP/2 stream window.
-    fn buffer_bytes(&self, declared: Option<u64>) -> u64 {
-        let config = self.filestack.config();
-        let part = config.part_size as u64;
-        let parts = declared
-            .unwrap_or(part)
-            .min(part * (config.parts_in_flight as u64 + 1));
-        parts + UPLOAD_OVERHEAD_BYTES
     }
 
     async fn record_upload(
@@ -392,11 +270,8 @@ impl Gateway {
 
 fn upload_error(error: FilestackError) -> GatewayError {
     match error {
-        FilestackError::SizeRequired => GatewayError::invalid_because(
-            "spec.size_bytes",
-            "SIZE_REQUIRED",
-            "size_bytes is required for files larger than one part",
-        ),
+        FilestackError::SizeRequired => size_required(),
+        FilestackError::ChecksumMismatch => GatewayError::ChecksumMismatch,
         other => other.into(),
     }
 }

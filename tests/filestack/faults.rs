@@ -218,3 +218,75 @@ async fn an_upload_whose_parts_are_sent_can_be_completed_later_by_another_client
     assert_eq!(stored.size, bytes.len() as u64);
     assert_eq!(emulator.download(&later, &stored.handle).await, bytes);
 }
+
+/// A store is not idempotent: sent again only when it surely did not reach
+/// Filestack; once it may have stored the file, the outcome is unknown.
+#[tokio::test]
+async fn a_store_is_sent_again_only_when_it_cannot_have_stored_the_file() {
+    let emulator = TestEmulator::start().await;
+    let client = emulator.filestack();
+    let bytes = bytes::Bytes::from(data(2000));
+    let spec = spec(bytes.len());
+
+    // 429: refused for its rate, sent again.
+    emulator
+        .fault(json!({"route": "store", "status": 429, "count": 2}))
+        .await;
+    let stored = client.store(bytes.clone(), &spec).await.expect("stored");
+    assert_eq!(emulator.download(&client, &stored.handle).await, bytes);
+    assert_eq!(emulator.stats().await.requests("store"), 3);
+
+    // A lost answer, a 5xx: the file may be stored; never sent twice.
+    for fault in [
+        json!({"route": "store", "cut_response_after_bytes": 20}),
+        json!({"route": "store", "status": 503}),
+    ] {
+        let before = emulator.stats().await.requests("store");
+        emulator.fault(fault.clone()).await;
+        let error = client.store(bytes.clone(), &spec).await.unwrap_err();
+        assert!(
+            matches!(error, FilestackError::OutcomeUnknown(_)),
+            "{fault}: {error:?}"
+        );
+        assert!(error.is_retryable());
+        assert_eq!(
+            emulator.stats().await.requests("store"),
+            before + 1,
+            "{fault}"
+        );
+    }
+    // The cut answer's file was stored; the 503 stored nothing.
+    assert_eq!(emulator.stats().await.stored_files(), 2);
+
+    // 400: refused, nothing stored, no outcome to wonder about.
+    emulator
+        .fault(json!({"route": "store", "status": 400}))
+        .await;
+    let error = client.store(bytes.clone(), &spec).await.unwrap_err();
+    assert!(!error.may_have_reached_upstream(), "{error:?}");
+    assert!(!error.is_retryable(), "{error:?}");
+    assert_eq!(emulator.stats().await.stored_files(), 2);
+}
+
+#[tokio::test]
+async fn a_store_to_a_closed_port_is_retried_then_unavailable_without_an_unknown_outcome() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    drop(listener);
+    let mut config =
+        FilestackConfig::emulator(&format!("http://{addr}"), "key", Secret::new("secret"));
+    config.retry.base_delay = Duration::from_millis(1);
+    config.retry.max_delay = Duration::from_millis(5);
+    let client = FilestackClient::new(config).expect("valid config");
+    let error = client
+        .store(bytes::Bytes::from_static(b"nowhere"), &spec(7))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, FilestackError::Unavailable { status: None, .. }),
+        "{error:?}"
+    );
+    assert!(!error.may_have_reached_upstream());
+}

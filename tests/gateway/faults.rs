@@ -84,7 +84,7 @@ async fn filestack_down_is_unavailable_and_leaves_no_row() {
     gw.emulator
         .fault(json!({"route": "multipart_start", "status": 503, "count": 1000}))
         .await;
-    let status = upload_all(&gw, &data(1000)).await.unwrap_err();
+    let status = upload_all(&gw, &data(8 * MIB + 1)).await.unwrap_err();
     assert_eq!(
         (status.code(), reason(&status).as_str()),
         (Code::Unavailable, "FILESTACK_UNAVAILABLE")
@@ -101,7 +101,7 @@ async fn a_stalled_filestack_fails_within_the_request_timeout_and_leaves_no_row(
         .fault(json!({"route": "multipart_start", "latency_ms": 4000, "count": 1000}))
         .await;
     let started = std::time::Instant::now();
-    let status = upload_all(&gw, &data(1000)).await.unwrap_err();
+    let status = upload_all(&gw, &data(8 * MIB + 1)).await.unwrap_err();
     assert!(
         matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded),
         "{status:?}"

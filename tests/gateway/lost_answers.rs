@@ -1,11 +1,12 @@
 //! A lost answer from Filestack never orphans a file or misleads the
-//! caller: when the connection breaks while Filestack answers `complete`,
-//! the outcome is unknown, not "not found". The caller gets UNAVAILABLE with
-//! RetryInfo, a retry with the same request id yields exactly one document,
-//! and the reaper (sending `complete` again, or matching Filestack's
-//! `fp.upload` webhook to the upload's own storage path) deletes the file
-//! that has no document, whichever way Filestack answers a repeated
-//! `complete`.
+//! caller: when the connection breaks while Filestack answers the request
+//! that stores the file (`multipart/complete` of a multipart upload, the
+//! one `/api/store` of a small file), the outcome is unknown, not "not
+//! found". The caller gets UNAVAILABLE with RetryInfo, a retry with the same
+//! request id yields exactly one document, and the reaper (sending
+//! `complete` again, or matching Filestack's `fp.upload` webhook to the
+//! upload's own storage path) deletes the file that has no document,
+//! whichever way Filestack answers a repeated `complete`.
 
 use filegate::pb::v1 as pb;
 use serde_json::json;
@@ -14,6 +15,34 @@ use support::rpc::{Rpc, first_message, reason, spec, spec_message, with_request_
 use support::{MIB, content::data};
 use tonic::Code;
 use tonic_types::StatusExt;
+
+/// How a test's uploads reach Filestack.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// Multipart (the gateway is told to use it for every file): the
+    /// storing request is `complete`.
+    Multipart,
+    /// Small files in one request: the storing request is the store.
+    Store,
+}
+
+impl Path {
+    /// The emulator route of the request that stores the file.
+    fn route(self) -> &'static str {
+        match self {
+            Path::Multipart => "multipart_complete",
+            Path::Store => "store",
+        }
+    }
+
+    async fn gateway(self, extra: &[&str]) -> TestGateway {
+        let mut args = extra.to_vec();
+        if let Path::Multipart = self {
+            args.extend(["--single-request-uploads", "false"]);
+        }
+        TestGateway::start_with(&args).await
+    }
+}
 
 /// Where the answer to `complete` is cut: before the status line, after one
 /// byte of the body, in the middle of it, and one byte short of its end.
@@ -66,11 +95,65 @@ async fn complete_answer_len(gw: &TestGateway) -> u64 {
     answer.to_string().len() as u64
 }
 
+/// The length of the emulator's answer to the store of `stored.bin` of
+/// 1000 to 1009 bytes.
+async fn store_answer_len(gw: &TestGateway) -> u64 {
+    let doc = upload(gw, "stored.bin", &data(1000), "")
+        .await
+        .expect("probe");
+    let stored = gw
+        .emulator
+        .files()
+        .await
+        .into_iter()
+        .find(|(handle, _)| *handle == doc.handle)
+        .expect("the probe is stored");
+    let answer = json!({
+        "url": doc.url, "handle": doc.handle, "size": 1000,
+        "type": "application/octet-stream", "mimetype": "application/octet-stream",
+        "filename": "stored.bin", "key": stored.1, "container": "filegate-emulator",
+    });
+    answer.to_string().len() as u64
+}
+
+#[tokio::test]
+async fn a_store_answer_cut_at_any_byte_is_unavailable_and_the_stored_file_is_deleted() {
+    // A store cannot be sent again: Filestack's fp.upload webhook (local
+    // mode delivers it) names the file under the upload's own path.
+    let gw = Path::Store.gateway(&[]).await;
+    let full = store_answer_len(&gw).await;
+    assert!(full > CUTS[3], "the answer is longer than the cuts");
+    for (n, cut) in CUTS.into_iter().chain([full - 1]).enumerate() {
+        gw.emulator
+            .fault(json!({"route": "store", "cut_response_after_bytes": cut}))
+            .await;
+        let bytes = data(1000 + n);
+        let request_id = format!("lost-{cut}");
+        let status = upload(&gw, "stored.bin", &bytes, &request_id)
+            .await
+            .expect_err("the answer was lost");
+        assert_unknown_outcome(&status);
+        let doc = upload(&gw, "stored.bin", &bytes, &request_id)
+            .await
+            .expect("the retry stores it");
+        assert_eq!(gw.download("alice", &doc.id).await, bytes, "cut at {cut}");
+        gw.wait_until_settled().await;
+    }
+    assert_eq!(gw.documents().await, 1 + CUTS.len() as i64 + 1);
+    assert_eq!(gw.stored_files().await, gw.documents().await as u64);
+    assert_eq!(
+        gw.emulator.stats().await.requests("multipart_start"),
+        0,
+        "small files take one request"
+    );
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_complete_answer_cut_at_any_byte_is_unavailable_and_the_stored_file_is_deleted() {
     // Filestack answers the repeated complete with 404 (the emulator's
     // default); its fp.upload webhook reaches the gateway (local mode).
-    let gw = TestGateway::start().await;
+    let gw = Path::Multipart.gateway(&[]).await;
     let full = complete_answer_len(&gw).await;
     assert!(full > CUTS[3], "the answer is longer than the cuts");
     for (n, cut) in CUTS.into_iter().chain([full - 1]).enumerate() {
@@ -100,7 +183,7 @@ async fn a_complete_answer_cut_at_any_byte_is_unavailable_and_the_stored_file_is
 
 #[tokio::test]
 async fn when_filestack_answers_a_repeated_complete_with_the_file_the_upload_succeeds_once() {
-    let gw = TestGateway::start().await;
+    let gw = Path::Multipart.gateway(&[]).await;
     gw.emulator.set_repeated_complete("same_file").await;
     for cut in CUTS {
         gw.emulator
@@ -122,7 +205,9 @@ async fn when_filestack_answers_a_repeated_complete_with_the_file_the_upload_suc
 
 #[tokio::test]
 async fn without_webhooks_the_reaper_sends_complete_again_and_deletes_the_file_it_names() {
-    let gw = TestGateway::start_with(&["--local-webhooks", "false"]).await;
+    let gw = Path::Multipart
+        .gateway(&["--local-webhooks", "false"])
+        .await;
     gw.emulator.set_repeated_complete("same_file").await;
     // Every attempt of the call loses its answer (5 attempts); the
     // reaper's own attempt gets through.
@@ -145,16 +230,26 @@ async fn without_webhooks_the_reaper_sends_complete_again_and_deletes_the_file_i
 
 #[tokio::test]
 async fn a_file_filestack_will_not_name_again_is_deleted_when_its_webhook_names_it() {
-    let gw = TestGateway::start_with(&["--local-webhooks", "false"]).await;
+    file_named_only_by_its_webhook(Path::Multipart).await;
+}
+
+#[tokio::test]
+async fn a_stored_file_whose_answer_was_lost_is_deleted_when_its_webhook_names_it() {
+    file_named_only_by_its_webhook(Path::Store).await;
+}
+
+async fn file_named_only_by_its_webhook(path: Path) {
+    let gw = path.gateway(&["--local-webhooks", "false"]).await;
     gw.emulator
-        .fault(json!({"route": "multipart_complete", "cut_response_after_bytes": 0}))
+        .fault(json!({"route": path.route(), "cut_response_after_bytes": 0}))
         .await;
     let status = upload(&gw, "late.bin", b"named by its webhook", "")
         .await
         .expect_err("the answer was lost");
     assert_unknown_outcome(&status);
-    // The reaper sent complete again, got 404, and keeps waiting: the
-    // entry stays, abandoned, without its request.
+    // The reaper sent complete again, got 404, and keeps waiting (a store
+    // has no request to send again): the entry stays, abandoned, without
+    // its request.
     support::poll_until(
         std::time::Duration::from_secs(20),
         "the reaper forgot the complete request",
@@ -197,9 +292,18 @@ async fn a_file_filestack_will_not_name_again_is_deleted_when_its_webhook_names_
 
 #[tokio::test]
 async fn a_complete_refused_outright_leaves_no_entry_behind() {
-    let gw = TestGateway::start().await;
+    refused_outright(Path::Multipart).await;
+}
+
+#[tokio::test]
+async fn a_store_refused_outright_leaves_no_entry_behind() {
+    refused_outright(Path::Store).await;
+}
+
+async fn refused_outright(path: Path) {
+    let gw = path.gateway(&[]).await;
     gw.emulator
-        .fault(json!({"route": "multipart_complete", "status": 400}))
+        .fault(json!({"route": path.route(), "status": 400}))
         .await;
     let status = upload(&gw, "refused.bin", b"refused", "")
         .await
@@ -212,11 +316,20 @@ async fn a_complete_refused_outright_leaves_no_entry_behind() {
 
 #[tokio::test]
 async fn a_call_cancelled_while_complete_runs_leaves_the_file_to_the_reaper() {
-    let gw = TestGateway::start().await;
-    // complete stores the file at once but answers 2 s later; the caller
-    // gives up after 300 ms.
+    cancelled_while_storing(Path::Multipart).await;
+}
+
+#[tokio::test]
+async fn a_call_cancelled_while_the_store_runs_leaves_the_file_to_the_reaper() {
+    cancelled_while_storing(Path::Store).await;
+}
+
+async fn cancelled_while_storing(path: Path) {
+    let gw = path.gateway(&[]).await;
+    // The storing request stores the file at once but answers 2 s later;
+    // the caller gives up after 300 ms.
     gw.emulator
-        .fault(json!({"route": "multipart_complete", "cut_response_after_bytes": 1_000_000, "latency_ms": 2000}))
+        .fault(json!({"route": path.route(), "cut_response_after_bytes": 1_000_000, "latency_ms": 2000}))
         .await;
     let spec = with_request_id(spec("slow.bin", None), "cancelled");
     let message = first_message(spec, b"cancelled while completing");

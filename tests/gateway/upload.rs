@@ -1,5 +1,6 @@
 //! Upload through the real gateway (local mode, embedded emulator).
 
+use filegate::pb::v1 as pb;
 use filegate::pb::v1::UploadRequest;
 use support::MIB;
 use support::content::{data, sha256_hex};
@@ -235,4 +236,156 @@ async fn malformed_streams_are_invalid_arguments() {
     );
     assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
     gw.stop().await;
+}
+
+/// Requests of the emulator's upload routes: (store, multipart start).
+async fn upload_requests(gw: &TestGateway) -> (u64, u64) {
+    let stats = gw.emulator.stats().await;
+    (stats.requests("store"), stats.requests("multipart_start"))
+}
+
+#[tokio::test]
+async fn a_file_that_fits_in_one_part_takes_one_filestack_request() {
+    let gw = TestGateway::start().await;
+    let part = 5 * MIB; // the test gateway's part size
+    // Declared at exactly one part, or undeclared and sent in several
+    // messages: one store each.
+    let whole_part = data(part);
+    let declared = Some(part as i64);
+    let doc = gw
+        .upload_stream(
+            "alice",
+            messages(spec("part.bin", declared), &whole_part, MIB),
+        )
+        .await
+        .expect("one part");
+    assert_eq!(doc.sha256, sha256_hex(&whole_part));
+    let small = data(20 * 1024);
+    let doc_small = gw
+        .upload_stream("alice", messages(spec("small.bin", None), &small, 4096))
+        .await
+        .expect("undeclared, five messages");
+    assert_eq!(upload_requests(&gw).await, (2, 0));
+    assert!(gw.download("alice", &doc.id).await == whole_part);
+    assert_eq!(gw.download("alice", &doc_small.id).await, small);
+    // One byte more than a part: multipart.
+    let larger = data(part + 1);
+    gw.upload_stream(
+        "alice",
+        messages(spec("larger.bin", Some(larger.len() as i64)), &larger, MIB),
+    )
+    .await
+    .expect("multipart");
+    assert_eq!(upload_requests(&gw).await, (2, 1));
+    assert_eq!(gw.journal_entries().await, 0);
+    assert!(gw.orphans().await.is_empty());
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_small_file_is_checked_before_its_one_request_and_refused_files_store_nothing() {
+    let gw = TestGateway::start().await;
+    let bytes = data(5000);
+    let wrong_sha = pb_spec_with_sha("bad.bin", &sha256_hex(b"other bytes"));
+    let cases: Vec<(Vec<UploadRequest>, Code, &str)> = vec![
+        (
+            vec![first_message(wrong_sha, &bytes)],
+            Code::InvalidArgument,
+            "CHECKSUM_MISMATCH",
+        ),
+        (
+            vec![first_message(spec("short.bin", Some(5001)), &bytes)],
+            Code::OutOfRange,
+            "SIZE_MISMATCH",
+        ),
+        (
+            vec![first_message(spec("long.bin", Some(4999)), &bytes)],
+            Code::OutOfRange,
+            "SIZE_MISMATCH",
+        ),
+        (
+            messages(spec("undeclared.bin", None), &data(8 * MIB + 1), MIB),
+            Code::InvalidArgument,
+            "SIZE_REQUIRED",
+        ),
+    ];
+    for (messages, code, expected) in cases {
+        let status = gw.upload_stream("alice", messages).await.unwrap_err();
+        assert_eq!((status.code(), reason(&status).as_str()), (code, expected));
+    }
+    assert_eq!(
+        upload_requests(&gw).await,
+        (0, 0),
+        "nothing reached Filestack"
+    );
+    assert_eq!(gw.journal_entries().await, 0);
+    assert_eq!(gw.documents().await, 0);
+    gw.stop().await;
+}
+
+fn pb_spec_with_sha(filename: &str, sha256: &str) -> pb::UploadSpec {
+    pb::UploadSpec {
+        sha256: sha256.to_owned(),
+        ..spec(filename, None)
+    }
+}
+
+#[tokio::test]
+async fn one_request_and_multipart_uploads_record_the_same_document_and_metadata() {
+    let one_request = TestGateway::start().await;
+    let multipart = TestGateway::start_with(&["--single-request-uploads", "false"]).await;
+    let bytes = data(30_000);
+    let mut seen = Vec::new();
+    for gw in [&one_request, &multipart] {
+        let message = first_message(spec("report.pdf", Some(bytes.len() as i64)), &bytes);
+        let doc = gw
+            .upload_stream("alice", vec![message])
+            .await
+            .expect("upload");
+        let fields = [
+            pb::MetadataField::Size,
+            pb::MetadataField::Mimetype,
+            pb::MetadataField::Filename,
+            pb::MetadataField::Writeable,
+            pb::MetadataField::Md5,
+            pb::MetadataField::Sha256,
+            pb::MetadataField::Path,
+            pb::MetadataField::Container,
+            pb::MetadataField::Location,
+        ];
+        let meta = gw
+            .metadata("alice", &doc.id, &fields)
+            .await
+            .expect("metadata");
+        let path = meta.path.clone().expect("a storage path");
+        assert!(
+            path.starts_with("user-uploads/alice/upl_"),
+            "the upload's own path: {path}"
+        );
+        assert_eq!(gw.download("alice", &doc.id).await, bytes);
+        // What differs by nature: ids, handles, times, the path's entry.
+        seen.push((
+            (
+                doc.filename,
+                doc.content_type,
+                doc.size_bytes,
+                doc.sha256,
+                doc.owner,
+            ),
+            (
+                meta.size_bytes,
+                meta.mimetype,
+                meta.filename,
+                meta.sha256,
+                meta.md5,
+            ),
+            (meta.container, meta.location, meta.writeable),
+            doc.url.trim_end_matches(&doc.handle).len(),
+        ));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(upload_requests(&one_request).await, (1, 0));
+    assert_eq!(upload_requests(&multipart).await, (0, 1));
+    one_request.stop().await;
+    multipart.stop().await;
 }
