@@ -10,7 +10,7 @@
 //!
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
 //! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
-//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory` runs one section (to profile it);
+//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|small` runs one section (to profile it);
 //! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
 //! (`RUST_LOG` is passed on to them).
 
@@ -22,6 +22,8 @@ mod ingest;
 mod procs;
 #[path = "filegate/report.rs"]
 mod report;
+#[path = "filegate/small.rs"]
+mod small;
 #[path = "filegate/unary.rs"]
 mod unary;
 #[path = "filegate/uploads.rs"]
@@ -56,6 +58,8 @@ struct Plan {
     big_upload: usize,
     concurrent_uploads: usize,
     concurrent_size: usize,
+    /// Timed runs per side of the small-file section.
+    small_runs: usize,
     /// The one section to run, if not all.
     only: Option<String>,
 }
@@ -78,6 +82,7 @@ impl Plan {
             big_upload: if quick { 256 * MIB } else { GIB },
             concurrent_uploads: 32,
             concurrent_size: 32 * MIB,
+            small_runs: if quick { 5 } else { 31 },
             only: std::env::var("FILEGATE_BENCH_ONLY").ok(),
         }
     }
@@ -150,6 +155,11 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         memory = vec![big, concurrent];
     }
 
+    let mut small_files = Vec::new();
+    if plan.runs("small") {
+        small_files = small::run(dir.path(), &payload, &token, plan.small_runs).await?;
+    }
+
     if std::env::var("FILEGATE_BENCH_KEEP").is_ok_and(|v| v == "1") {
         progress(&format!("logs kept in {}", dir.keep().display()));
     }
@@ -163,6 +173,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         memory,
         ingest,
         unary,
+        small_files,
         total_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -7,6 +7,7 @@ use filegate::gateway::app::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
 use serde::Serialize;
 
 use crate::procs::CpuSnapshot;
+use crate::small::{self, SmallFileResult};
 use crate::unary::{LevelResult, Rpc};
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -110,6 +111,7 @@ pub struct Report {
     pub memory: Vec<MemoryResult>,
     pub ingest: Option<IngestResult>,
     pub unary: Vec<LevelResult>,
+    pub small_files: Vec<SmallFileResult>,
     pub total_seconds: f64,
 }
 
@@ -260,6 +262,13 @@ impl Report {
             ));
         }
         out.push_str(&self.unary_target());
+        if !self.small_files.is_empty() {
+            out.push('\n');
+            out.push_str(small::TABLE_HEADER);
+            for result in &self.small_files {
+                out.push_str(&result.row());
+            }
+        }
         out
     }
 
