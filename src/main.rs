@@ -104,20 +104,28 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
 }
 
+/// Prints commands that work as printed: the running binary by its own
+/// path (a `cargo run` user has no `filegate` on the PATH), paths quoted for
+/// the shell.
 fn print_local_help(app: &Application, data_dir: &std::path::Path, own_jwt_secret: bool) {
     let grpc = app.grpc_addr();
-    let dir = data_dir.display();
     say(&format!(
-        "local mode: Filestack emulator at {}, SQLite in {dir}",
-        app.emulator_url().unwrap_or_default()
+        "local mode: Filestack emulator at {}, SQLite in {}",
+        app.emulator_url().unwrap_or_default(),
+        data_dir.display()
     ));
+    let binary = std::env::current_exe()
+        .map(|path| shell_quote(&path.to_string_lossy()))
+        .unwrap_or_else(|_| "filegate".to_owned());
     if own_jwt_secret {
-        say(
-            "get a token:   export TOKEN=$(filegate token --jwt-secret \"$FILEGATE_JWT_SECRET\" --sub alice)",
-        );
-    } else {
         say(&format!(
-            "get a token:   export TOKEN=$(filegate token --data-dir {dir} --sub alice)"
+            "get a token:   export TOKEN=$({binary} token --jwt-secret \"$FILEGATE_JWT_SECRET\" --sub alice)"
+        ));
+    } else {
+        let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+        let dir = shell_quote(&dir.to_string_lossy());
+        say(&format!(
+            "get a token:   export TOKEN=$({binary} token --data-dir {dir} --sub alice)"
         ));
     }
     say(&format!(
@@ -126,7 +134,7 @@ fn print_local_help(app: &Application, data_dir: &std::path::Path, own_jwt_secre
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {
-    let secret = match args.jwt_secret {
+    let secret = match args.jwt_secret.filter(|s| !s.expose().trim().is_empty()) {
         Some(secret) => secret,
         None => filegate::gateway::settings::existing_local_jwt_secret(&args.data_dir)?,
     };
@@ -137,6 +145,20 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 
 /// Prints a line on stdout for people and scripts. A closed stdout (the
 /// reader went away) must not stop a running server, so errors are ignored.
+/// `text` as one POSIX shell word: as is when it needs no quoting, else
+/// single-quoted.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:,=@%".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
 fn say(line: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
@@ -148,7 +170,49 @@ fn say(line: &str) {
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, Command};
+    use super::{Cli, Command, shell_quote};
+
+    #[test]
+    fn shell_words_are_quoted_only_when_they_need_it() {
+        assert_eq!(
+            shell_quote("/work/target/debug/filegate"),
+            "/work/target/debug/filegate"
+        );
+        assert_eq!(shell_quote("/tmp/my data"), "'/tmp/my data'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("$(rm)"), "'$(rm)'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn empty_optional_values_count_as_not_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let serve = Cli::try_parse_from([
+            "filegate",
+            "serve",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--filestack-api-key",
+            "",
+            "--filestack-app-secret",
+            " ",
+            "--jwt-secret",
+            "",
+            "--database-url",
+            "",
+        ]);
+        let Command::Serve(args) = serve.expect("serve parses").command else {
+            panic!("not serve");
+        };
+        let args = args.without_empty_values();
+        assert!(args.filestack_api_key.is_none(), "local mode");
+        assert!(args.filestack_app_secret.is_none());
+        assert!(args.jwt_secret.is_none());
+        assert!(args.database_url.is_none());
+        let settings = filegate::gateway::settings::Settings::resolve(args)
+            .expect("an empty API key is local mode, not a key");
+        assert!(settings.database_url.starts_with("sqlite://"));
+    }
 
     /// Generated secrets (base64url, say) may begin with a hyphen.
     const SECRET: &str = "-Yx3_secret-from-token_urlsafe";

@@ -261,8 +261,32 @@ impl std::fmt::Debug for JwtKey {
 /// The API key of the local emulator.
 pub const LOCAL_API_KEY: &str = "local-api-key";
 
+impl ServeArgs {
+    /// Optional values given empty (`FILESTACK_API_KEY=` in a container
+    /// template, say) count as not given: an empty API key is local mode,
+    /// not a key.
+    pub fn without_empty_values(mut self) -> ServeArgs {
+        fn text(value: Option<String>) -> Option<String> {
+            value.filter(|v| !v.trim().is_empty())
+        }
+        fn secret(value: Option<Secret>) -> Option<Secret> {
+            value.filter(|v| !v.expose().trim().is_empty())
+        }
+        self.filestack_api_key = text(self.filestack_api_key);
+        self.database_url = text(self.database_url);
+        self.jwt_issuer = text(self.jwt_issuer);
+        self.jwt_audience = text(self.jwt_audience);
+        self.filestack_app_secret = secret(self.filestack_app_secret);
+        self.filestack_webhook_secret = secret(self.filestack_webhook_secret);
+        self.jwt_secret = secret(self.jwt_secret);
+        self.jwt_public_key = self.jwt_public_key.filter(|p| !p.as_os_str().is_empty());
+        self
+    }
+}
+
 impl Settings {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
+        let args = args.without_empty_values();
         std::fs::create_dir_all(&args.data_dir)
             .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
         let local = args.filestack_api_key.is_none();

@@ -230,18 +230,22 @@ async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_toke
     let bin = env!("CARGO_BIN_EXE_filegate");
     let mut served = ServedGateway::start(bin, dir.path(), None, |_| {}).await;
     let token_hint = served.line_starting_with("get a token:").await;
+    let command = token_hint.trim_start_matches("get a token:").trim();
     assert!(
-        token_hint.contains(&format!("filegate token --data-dir {data_dir} --sub alice")),
-        "{token_hint}"
+        command.starts_with("export TOKEN=$(/") && command.contains(data_dir),
+        "the binary by its own path, the data dir: {command}"
     );
     let try_it = served.line_starting_with("try it:").await;
     assert!(try_it.contains(&served.grpc_addr), "{try_it}");
-    let token = std::process::Command::new(bin)
-        .args(["token", "--data-dir", data_dir, "--sub", "alice"])
+    // Run as printed, by a shell with no `filegate` on its PATH.
+    let token = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} && printf %s \"$TOKEN\""))
+        .env("PATH", "/usr/bin:/bin")
         .env_remove("FILEGATE_JWT_SECRET")
         .output()
-        .expect("filegate token");
-    assert!(token.status.success());
+        .expect("sh runs");
+    assert!(token.status.success(), "{token:?}");
     let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
     let me = served
         .client()
