@@ -7,12 +7,12 @@ use bytes::Bytes;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
+use crate::filestack::client::FilestackClient;
 use crate::filestack::error::FilestackError;
 use crate::filestack::http::{check_handle, join, json, send};
-use crate::filestack::policy::{Call, Policy};
+use crate::filestack::policy::Call;
 use crate::filestack::retry::{backoff, retry};
-use crate::filestack::upload::{StoredFile, UploadSpec};
+use crate::filestack::upload::{StoredFile, UploadSpec, pick_policy};
 use crate::filestack::urls::{Transform, signed_url};
 
 /// A metadata field that can be requested.
@@ -210,9 +210,7 @@ impl FilestackClient {
             .is_wanted()
             .then(|| Sha256::digest(&bytes).into());
         let sha256 = spec.sha256.verify(sha256)?;
-        let mut policy = Policy::new(expiry_in(SHORT_TTL), &[Call::Pick]).with_max_size(size);
-        policy.path = spec.path.as_deref().map(regex_escape);
-        policy.container = spec.container.as_deref().map(regex_escape);
+        let policy = pick_policy(size, spec.path.as_deref(), spec.container.as_deref());
         let security = self.sign(&policy);
         let url = join(&self.config.api_url, "store/S3");
         let mut query = vec![

@@ -18,4 +18,6 @@ pub(crate) use client::{expiry_in, regex_escape};
 pub use config::{ConfigError, FilestackConfig, RetryPolicy};
 pub use error::FilestackError;
 pub use files::{Metadata, MetadataField, SignedUrl};
-pub use upload::{PartsUploaded, PendingComplete, Sha256Check, StoredFile, UploadSpec};
+pub use upload::{
+    MultipartSession, PartEtag, PartsUploaded, PendingComplete, Sha256Check, StoredFile, UploadSpec,
+};

@@ -14,14 +14,17 @@ use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use tracing::Instrument;
 
-use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
+use md5::Digest;
+
+use crate::filestack::client::FilestackClient;
 use crate::filestack::error::{BoxError, FilestackError};
-use crate::filestack::policy::{Call, Policy};
 use parts::{Part, PartReader};
-use protocol::{PartEtag, Session};
+use protocol::Session;
 
 pub use complete::PendingComplete;
 pub use digests::Digests;
+pub(crate) use protocol::pick_policy;
+pub use protocol::{MultipartSession, PartEtag};
 
 /// Most parts one multipart upload may have (S3's limit, which Filestack
 /// inherits).
@@ -198,22 +201,38 @@ impl FilestackClient {
         if size == 0 {
             return Err(FilestackError::EmptyFile);
         }
-        let security = self.sign(&self.upload_policy(spec, size));
-        let session = Session::start(self, spec, size, security).await?;
+        let session = Session::start(self, spec, size).await?;
         let (parts, sha256) = self.send_parts(&session, reader, first).await?;
         Ok(PartsUploaded {
-            pending: session.pending(parts),
+            pending: session.state().pending(parts),
             sha256,
         })
     }
 
-    /// `pick` only, for at most `size` bytes, pinned to the path and container.
-    fn upload_policy(&self, spec: &UploadSpec, size: u64) -> Policy {
-        let mut policy =
-            Policy::new(expiry_in(UPLOAD_POLICY_TTL), &[Call::Pick]).with_max_size(size);
-        policy.path = spec.path.as_deref().map(regex_escape);
-        policy.container = spec.container.as_deref().map(regex_escape);
-        policy
+    /// Starts a multipart upload of `size` bytes whose parts are sent later
+    /// with [`upload_part`](Self::upload_part), here or by another process.
+    pub async fn start_multipart(
+        &self,
+        spec: &UploadSpec,
+        size: u64,
+    ) -> Result<MultipartSession, FilestackError> {
+        if size == 0 {
+            return Err(FilestackError::EmptyFile);
+        }
+        Ok(Session::start(self, spec, size).await?.state().clone())
+    }
+
+    /// Uploads part `number` (1-based) of a session: its MD5, then the
+    /// bytes. Every part but the last must be at least 5 MiB.
+    pub async fn upload_part(
+        &self,
+        session: &MultipartSession,
+        number: u32,
+        bytes: Bytes,
+    ) -> Result<PartEtag, FilestackError> {
+        let md5 = md5::Md5::digest(&bytes).into();
+        let session = Session::resume(self, session.clone());
+        session.upload_part(number, &Part { bytes, md5 }).await
     }
 
     /// Reads parts while a slot is free and drives the uploads in flight;

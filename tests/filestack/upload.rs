@@ -380,3 +380,42 @@ async fn an_upload_lands_under_the_path_and_container_its_policy_is_pinned_to() 
     assert!(path.starts_with("user-uploads/alice/"), "{path}");
     assert_eq!(metadata.container.as_deref(), Some("bucket.one"));
 }
+
+#[tokio::test]
+async fn a_multipart_session_started_by_one_client_is_finished_by_another() {
+    let emulator = TestEmulator::start().await;
+    let bytes = data(5 * MIB + 1234);
+    let spec = upload_spec("resumed.bin", Some(bytes.len() as u64));
+    let first = emulator.filestack();
+    let session = first
+        .start_multipart(&spec, bytes.len() as u64)
+        .await
+        .expect("started");
+    let part_one = first
+        .upload_part(
+            &session,
+            1,
+            bytes::Bytes::copy_from_slice(&bytes[..5 * MIB]),
+        )
+        .await
+        .expect("part 1");
+    // The session as it is kept in the database, read by another process.
+    let kept = serde_json::to_string(&session).expect("serializes");
+    let session: filegate::filestack::MultipartSession =
+        serde_json::from_str(&kept).expect("deserializes");
+    let second = emulator.filestack();
+    let part_two = second
+        .upload_part(
+            &session,
+            2,
+            bytes::Bytes::copy_from_slice(&bytes[5 * MIB..]),
+        )
+        .await
+        .expect("part 2");
+    let stored = second
+        .complete(&session.pending(vec![part_one, part_two]))
+        .await
+        .expect("completed");
+    assert_eq!(stored.size, bytes.len() as u64);
+    assert!(emulator.download(&second, &stored.handle).await == bytes);
+}

@@ -15,13 +15,12 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
+use crate::filestack::client::FilestackClient;
 use crate::filestack::error::{FilestackError, UpstreamStatus};
 use crate::filestack::http::{check_handle, join, json, send};
-use crate::filestack::policy::{Call, Policy};
 use crate::filestack::retry::backoff;
-use crate::filestack::upload::protocol::{PartEtag, store_at};
-use crate::filestack::upload::{StoredFile, UPLOAD_POLICY_TTL};
+use crate::filestack::upload::StoredFile;
+use crate::filestack::upload::protocol::{MultipartSession, PartEtag, store_at};
 
 /// An upload whose parts Filestack acknowledged, with everything
 /// `/multipart/complete` needs but the credentials (a fresh policy is signed
@@ -29,16 +28,8 @@ use crate::filestack::upload::{StoredFile, UPLOAD_POLICY_TTL};
 /// later, by another process if need be.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingComplete {
-    /// Scheme and host of the upload's region.
-    pub(crate) base: String,
-    pub(crate) uri: String,
-    pub(crate) region: String,
-    pub(crate) upload_id: String,
-    pub(crate) filename: String,
-    pub(crate) mimetype: String,
-    pub(crate) size: u64,
-    pub(crate) path: Option<String>,
-    pub(crate) container: Option<String>,
+    #[serde(flatten)]
+    pub(crate) session: MultipartSession,
     pub(crate) parts: Vec<PartEtag>,
 }
 
@@ -55,7 +46,7 @@ impl PendingComplete {
 
     /// The declared size of the file.
     pub fn size(&self) -> u64 {
-        self.size
+        self.session.size
     }
 }
 
@@ -130,25 +121,22 @@ impl FilestackClient {
 
     async fn complete_once(&self, pending: &PendingComplete) -> Result<Attempt, FilestackError> {
         let config = &self.config;
-        let mut policy =
-            Policy::new(expiry_in(UPLOAD_POLICY_TTL), &[Call::Pick]).with_max_size(pending.size);
-        policy.path = pending.path.as_deref().map(regex_escape);
-        policy.container = pending.container.as_deref().map(regex_escape);
-        let security = self.sign(&policy);
+        let session = &pending.session;
+        let security = self.sign(&session.policy());
         let body = serde_json::json!({
             "apikey": config.api_key,
-            "filename": pending.filename,
-            "mimetype": pending.mimetype,
-            "size": pending.size,
-            "store": store_at(pending.path.as_deref(), pending.container.as_deref()),
+            "filename": session.filename,
+            "mimetype": session.mimetype,
+            "size": session.size,
+            "store": store_at(session.path.as_deref(), session.container.as_deref()),
             "policy": security.policy,
             "signature": security.signature,
-            "uri": pending.uri,
-            "region": pending.region,
-            "upload_id": pending.upload_id,
+            "uri": session.uri,
+            "region": session.region,
+            "upload_id": session.upload_id,
             "parts": pending.parts,
         });
-        let url = join(&pending.base, "multipart/complete");
+        let url = join(&session.base, "multipart/complete");
         let secrets = [security.policy.as_str(), security.signature.as_str()];
         let response = send(self.http.post(&url).json(&body), &secrets).await?;
         if response.status() == reqwest::StatusCode::ACCEPTED {
@@ -174,9 +162,13 @@ fn stored_file(
     Ok(StoredFile {
         handle: answer.handle,
         url,
-        size: answer.size.unwrap_or(pending.size),
-        mimetype: answer.mimetype.unwrap_or_else(|| pending.mimetype.clone()),
-        filename: answer.filename.unwrap_or_else(|| pending.filename.clone()),
+        size: answer.size.unwrap_or(pending.session.size),
+        mimetype: answer
+            .mimetype
+            .unwrap_or_else(|| pending.session.mimetype.clone()),
+        filename: answer
+            .filename
+            .unwrap_or_else(|| pending.session.filename.clone()),
         sha256: None,
     })
 }

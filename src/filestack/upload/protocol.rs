@@ -9,14 +9,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tracing::Instrument;
 
-use crate::filestack::client::FilestackClient;
+use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
 use crate::filestack::error::FilestackError;
 use crate::filestack::http::{join, json, send};
-use crate::filestack::policy::Security;
+use crate::filestack::policy::{Call, Policy, Security};
 use crate::filestack::retry::retry;
-use crate::filestack::upload::UploadSpec;
 use crate::filestack::upload::complete::PendingComplete;
 use crate::filestack::upload::parts::Part;
+use crate::filestack::upload::{UPLOAD_POLICY_TTL, UploadSpec};
 
 /// Where the file goes (`store` in the JSON bodies).
 #[derive(Debug, Serialize)]
@@ -49,31 +49,80 @@ struct PartTarget {
 
 /// One uploaded part, for `/multipart/complete`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PartEtag {
-    pub(crate) part_number: u32,
-    pub(crate) etag: String,
+pub struct PartEtag {
+    pub part_number: u32,
+    pub etag: String,
 }
 
-/// An upload that `/multipart/start` accepted.
+/// A multipart upload that `/multipart/start` accepted, with everything
+/// the later calls about it need but credentials (a policy is signed for
+/// each use), so it can be kept and continued later, by another process if
+/// need be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartSession {
+    /// Scheme and host for every call after start.
+    pub(crate) base: String,
+    pub(crate) uri: String,
+    pub(crate) region: String,
+    pub(crate) upload_id: String,
+    pub(crate) filename: String,
+    pub(crate) mimetype: String,
+    pub(crate) size: u64,
+    pub(crate) path: Option<String>,
+    pub(crate) container: Option<String>,
+}
+
+impl MultipartSession {
+    /// The declared size of the file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// What `/multipart/complete` needs once every part is acknowledged.
+    pub fn pending(&self, parts: Vec<PartEtag>) -> PendingComplete {
+        PendingComplete {
+            session: self.clone(),
+            parts,
+        }
+    }
+
+    /// `pick` only, for at most the file's size, pinned to its path and
+    /// container.
+    pub(crate) fn policy(&self) -> Policy {
+        pick_policy(self.size, self.path.as_deref(), self.container.as_deref())
+    }
+
+    fn store(&self) -> Store<'_> {
+        store_at(self.path.as_deref(), self.container.as_deref())
+    }
+}
+
+/// The policy of an upload: `pick` only, for at most `size` bytes, pinned
+/// to the path and container (regular expressions: escaped).
+pub(crate) fn pick_policy(size: u64, path: Option<&str>, container: Option<&str>) -> Policy {
+    let mut policy = Policy::new(expiry_in(UPLOAD_POLICY_TTL), &[Call::Pick]).with_max_size(size);
+    policy.path = path.map(regex_escape);
+    policy.container = container.map(regex_escape);
+    policy
+}
+
+/// A multipart session being uploaded to, with its signed policy.
 pub(crate) struct Session<'a> {
     client: &'a FilestackClient,
-    spec: &'a UploadSpec,
-    size: u64,
     security: Security,
-    answer: StartAnswer,
-    /// Scheme and host for every call after start.
-    base: String,
+    state: MultipartSession,
 }
 
 impl<'a> Session<'a> {
     /// `POST {upload}/multipart/start`, resent only when it surely created nothing.
     pub(crate) async fn start(
         client: &'a FilestackClient,
-        spec: &'a UploadSpec,
+        spec: &UploadSpec,
         size: u64,
-        security: Security,
     ) -> Result<Session<'a>, FilestackError> {
         let config = &client.config;
+        let policy = pick_policy(size, spec.path.as_deref(), spec.container.as_deref());
+        let security = client.sign(&policy);
         let body = serde_json::json!({
             "apikey": config.api_key,
             "filename": spec.filename,
@@ -97,14 +146,32 @@ impl<'a> Session<'a> {
         .await?;
         let base = location_base(&config.upload_url, answer.location_url.as_deref());
         tracing::debug!(upload_id = %answer.upload_id, %base, "multipart upload started");
+        let state = MultipartSession {
+            base,
+            uri: answer.uri,
+            region: answer.region,
+            upload_id: answer.upload_id,
+            filename: spec.filename.clone(),
+            mimetype: spec.mimetype.clone(),
+            size,
+            path: spec.path.clone(),
+            container: spec.container.clone(),
+        };
         Ok(Session {
             client,
-            spec,
-            size,
             security,
-            answer,
-            base,
+            state,
         })
+    }
+
+    /// Continues a session started earlier (here or by another process),
+    /// under a policy signed now.
+    pub(crate) fn resume(client: &'a FilestackClient, state: MultipartSession) -> Session<'a> {
+        Session {
+            client,
+            security: client.sign(&state.policy()),
+            state,
+        }
     }
 
     /// Uploads part `number` (1-based): asks where, PUTs it, returns its ETag.
@@ -120,7 +187,7 @@ impl<'a> Session<'a> {
             let target = self.part_target(number, bytes.len(), &md5).await?;
             let headers = header_map(&target.headers)?;
             let url = if target.url.starts_with('/') {
-                join(&self.base, &target.url)
+                join(&self.state.base, &target.url)
             } else {
                 target.url
             };
@@ -154,14 +221,14 @@ impl<'a> Session<'a> {
             "part": number,
             "size": size,
             "md5": md5,
-            "uri": self.answer.uri,
-            "region": self.answer.region,
-            "upload_id": self.answer.upload_id,
-            "store": store_of(self.spec),
+            "uri": self.state.uri,
+            "region": self.state.region,
+            "upload_id": self.state.upload_id,
+            "store": self.state.store(),
             "policy": self.security.policy,
             "signature": self.security.signature,
         });
-        let url = join(&self.base, "multipart/upload");
+        let url = join(&self.state.base, "multipart/upload");
         let secrets = self.secrets();
         retry(
             &config.retry,
@@ -193,20 +260,9 @@ impl<'a> Session<'a> {
         Ok(etag.to_owned())
     }
 
-    /// What `/multipart/complete` needs once every part is acknowledged.
-    pub(crate) fn pending(&self, parts: Vec<PartEtag>) -> PendingComplete {
-        PendingComplete {
-            base: self.base.clone(),
-            uri: self.answer.uri.clone(),
-            region: self.answer.region.clone(),
-            upload_id: self.answer.upload_id.clone(),
-            filename: self.spec.filename.clone(),
-            mimetype: self.spec.mimetype.clone(),
-            size: self.size,
-            path: self.spec.path.clone(),
-            container: self.spec.container.clone(),
-            parts,
-        }
+    /// What the session is, to keep or complete.
+    pub(crate) fn state(&self) -> &MultipartSession {
+        &self.state
     }
 
     fn secrets(&self) -> [&str; 2] {
