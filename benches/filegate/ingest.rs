@@ -51,7 +51,26 @@ impl FileGatewayService for Sink {
         };
         Ok(Response::new(pb::UploadResponse {
             document: Some(document),
+            persisted_bytes: size,
         }))
+    }
+    async fn start_upload(
+        &self,
+        _: Request<pb::StartUploadRequest>,
+    ) -> Answer<pb::StartUploadResponse> {
+        Err(Status::unimplemented("sink"))
+    }
+    async fn query_upload(
+        &self,
+        _: Request<pb::QueryUploadRequest>,
+    ) -> Answer<pb::QueryUploadResponse> {
+        Err(Status::unimplemented("sink"))
+    }
+    async fn cancel_upload(
+        &self,
+        _: Request<pb::CancelUploadRequest>,
+    ) -> Answer<pb::CancelUploadResponse> {
+        Err(Status::unimplemented("sink"))
     }
     async fn signed_url(&self, _: Request<pb::SignedUrlRequest>) -> Answer<pb::SignedUrlResponse> {
         Err(Status::unimplemented("sink"))

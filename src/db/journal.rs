@@ -141,7 +141,10 @@ impl Database {
             "SELECT ",
             columns!(),
             " FROM upload_journal WHERE abandoned_at IS NOT NULL",
-            " OR (completing_at IS NULL AND started_at < $2)",
+            // A resumable upload's entry waits for its streams; the session's
+            // expiry ends it.
+            " OR (completing_at IS NULL AND started_at < $2",
+            " AND id NOT IN (SELECT id FROM upload_sessions))",
             " OR (completing_at IS NOT NULL AND completing_at < $1)",
             // Entries a webhook named first: many entries waiting for one
             // must not keep a named file from being settled.

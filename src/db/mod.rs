@@ -7,6 +7,7 @@ mod cache;
 mod documents;
 mod events;
 mod journal;
+mod sessions;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use events::{
     ChangeListener, EVENTS_CHANNEL, EventRow, NewEvent, Notification, ReceiveOutcome,
 };
 pub use journal::JournalRow;
+pub use sessions::{Persisted, SessionRow};
 
 /// Runs the same expression on whichever pool is open. The body is an
 /// async block of its own: a `?` inside it ends the body with that error,

@@ -106,6 +106,39 @@ impl fmt::Display for Handle {
     }
 }
 
+/// The id of an upload, opaque and unguessable: `upl_` and 24 random
+/// alphanumerics. It names the upload's journal entry and storage path, and
+/// is the `upload_id` of a resumable upload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UploadId(String);
+
+impl UploadId {
+    pub const PREFIX: &'static str = "upl_";
+    const RANDOM_LEN: usize = 24;
+
+    pub fn generate() -> UploadId {
+        let random = Alphanumeric.sample_string(&mut rand::rng(), Self::RANDOM_LEN);
+        UploadId(format!("{}{random}", Self::PREFIX))
+    }
+
+    /// A malformed id is INVALID_ARGUMENT `upload_id`.
+    pub fn parse(raw: &str) -> Result<UploadId, GatewayError> {
+        let random = raw.strip_prefix(Self::PREFIX).unwrap_or_default();
+        if random.len() == Self::RANDOM_LEN && random.chars().all(|c| c.is_ascii_alphanumeric()) {
+            Ok(UploadId(raw.to_owned()))
+        } else {
+            Err(GatewayError::invalid(
+                "upload_id",
+                "must be an id returned by StartUpload (upl_ and 24 letters or digits)",
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A file name: never a path, and shown as it reads. Non-empty, at most 255
 /// bytes, not `.` or `..`, and none of [`Filename::refuses`]: `/`, `\`,
 /// characters that look like them, control characters (NUL included), line

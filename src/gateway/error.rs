@@ -34,6 +34,15 @@ pub enum GatewayError {
     OffsetMismatch { given: i64, received: u64 },
     #[error("the file's SHA-256 does not match spec.sha256")]
     ChecksumMismatch,
+    #[error("write_offset {given} is not the {persisted} bytes persisted: resume from there")]
+    OffsetNotPersisted { given: i64, persisted: u64 },
+    #[error("another stream took over this upload")]
+    UploadTakenOver,
+    #[error("the upload is {state}")]
+    UploadState {
+        state: &'static str,
+        reason: &'static str,
+    },
     #[error("{0}")]
     Unauthenticated(&'static str),
     #[error("the document belongs to another owner")]
@@ -118,6 +127,9 @@ impl GatewayError {
             GatewayError::SizeMismatch { .. } => (Code::OutOfRange, "SIZE_MISMATCH"),
             GatewayError::OffsetMismatch { .. } => (Code::OutOfRange, "OFFSET_MISMATCH"),
             GatewayError::ChecksumMismatch => (Code::InvalidArgument, "CHECKSUM_MISMATCH"),
+            GatewayError::OffsetNotPersisted { .. } => (Code::OutOfRange, "OFFSET_NOT_PERSISTED"),
+            GatewayError::UploadTakenOver => (Code::Aborted, "UPLOAD_TAKEN_OVER"),
+            GatewayError::UploadState { reason, .. } => (Code::FailedPrecondition, reason),
             GatewayError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
             GatewayError::PermissionDenied { reason } => (Code::PermissionDenied, reason),
             GatewayError::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
@@ -139,6 +151,17 @@ impl GatewayError {
         }
     }
 
+    /// The ErrorInfo metadata: what a caller needs to act (the persisted
+    /// size to resume from).
+    fn metadata(&self) -> HashMap<String, String> {
+        match self {
+            GatewayError::OffsetNotPersisted { persisted, .. } => {
+                HashMap::from([("persisted_bytes".to_owned(), persisted.to_string())])
+            }
+            _ => HashMap::new(),
+        }
+    }
+
     fn field(&self) -> Option<&'static str> {
         match self {
             GatewayError::InvalidArgument { field, .. } => Some(field),
@@ -146,6 +169,7 @@ impl GatewayError {
             GatewayError::ChecksumMismatch => Some("spec.sha256"),
             GatewayError::SizeMismatch { .. } => Some("spec.size_bytes"),
             GatewayError::OffsetMismatch { .. } => Some("write_offset"),
+            GatewayError::OffsetNotPersisted { .. } => Some("write_offset"),
             _ => None,
         }
     }
@@ -164,7 +188,7 @@ impl From<GatewayError> for tonic::Status {
             _ => tracing::debug!(%error, reason, "request refused"),
         }
         let mut details = ErrorDetails::new();
-        details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+        details.set_error_info(reason, ERROR_DOMAIN, error.metadata());
         if let Some(field) = error.field() {
             details.add_bad_request_violation(field, error.to_string());
         }

@@ -32,7 +32,7 @@ use tokio::sync::Notify;
 use crate::db::{Database, JournalRow};
 use crate::filestack::{FilestackClient, FilestackError, PendingComplete};
 use crate::gateway::admission::Admitted;
-use crate::gateway::domain::{DocumentId, Filename, OwnerId};
+use crate::gateway::domain::{Filename, OwnerId, UploadId};
 use crate::gateway::error::GatewayError;
 use crate::gateway::{Gateway, now_micros};
 
@@ -41,7 +41,7 @@ use crate::gateway::{Gateway, now_micros};
 const UNRESOLVED_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// The prefix of journal entry ids.
-const ENTRY_PREFIX: &str = "upl_";
+const ENTRY_PREFIX: &str = UploadId::PREFIX;
 
 /// The storage path of the upload with journal entry `entry`.
 pub fn storage_path(owner: &OwnerId, entry: &str) -> String {
@@ -106,6 +106,9 @@ pub struct UploadJournal {
     path: String,
     stage: Stage,
     armed: bool,
+    /// A resumable upload's entry: it stays while nothing is stored (its
+    /// session's expiry or cancellation removes it).
+    resumable: bool,
     /// The upload's admission: its memory is given back only once the
     /// entry is settled, so a cancelled upload's cleanup finishes before
     /// another upload takes its place.
@@ -128,9 +131,7 @@ impl UploadJournal {
         admitted: Admitted,
         protocol: Protocol,
     ) -> Result<Self, GatewayError> {
-        let id = DocumentId::generate()
-            .as_str()
-            .replacen("doc_", ENTRY_PREFIX, 1);
+        let id = UploadId::generate().as_str().to_owned();
         let path = storage_path(owner, &id);
         let (db, filestack) = (gateway.db.clone(), gateway.filestack.clone());
         let bell = gateway.reaper.clone();
@@ -151,10 +152,27 @@ impl UploadJournal {
                     Stage::Started
                 },
                 armed: true,
+                resumable: false,
                 admitted: Some(admitted),
             })
         });
         write.await.map_err(GatewayError::internal)?
+    }
+
+    /// The entry StartUpload wrote for a resumable upload, now that a
+    /// stream finishes it: settled like any other once `complete` is sent.
+    pub fn adopt(gateway: &Gateway, owner: &OwnerId, id: &UploadId, admitted: Admitted) -> Self {
+        Self {
+            db: gateway.db.clone(),
+            filestack: gateway.filestack.clone(),
+            bell: gateway.reaper.clone(),
+            id: id.as_str().to_owned(),
+            path: storage_path(owner, id.as_str()),
+            stage: Stage::Started,
+            armed: true,
+            resumable: true,
+            admitted: Some(admitted),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -194,16 +212,18 @@ impl UploadJournal {
     /// documentation). If this future is dropped midway, `Drop` finishes
     /// the job.
     pub async fn abandon(mut self, why: &'static str) {
-        settle(
-            &self.db,
-            &self.filestack,
-            &self.bell,
-            &self.id,
-            &self.stage,
-            why,
-        )
-        .await;
+        let stage = self.settled_stage();
+        settle(&self.db, &self.filestack, &self.bell, &self.id, &stage, why).await;
         self.armed = false;
+    }
+
+    /// What settling must handle: nothing before `complete` for a resumable
+    /// upload, whose entry its session keeps.
+    fn settled_stage(&self) -> Option<Stage> {
+        match (&self.stage, self.resumable) {
+            (Stage::Started, true) => None,
+            (stage, _) => Some(stage.clone()),
+        }
     }
 }
 
@@ -217,7 +237,7 @@ impl Drop for UploadJournal {
             self.filestack.clone(),
             self.bell.clone(),
             self.id.clone(),
-            self.stage.clone(),
+            self.settled_stage(),
         );
         let admitted = self.admitted.take();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -236,9 +256,12 @@ async fn settle(
     filestack: &FilestackClient,
     bell: &ReaperBell,
     id: &str,
-    stage: &Stage,
+    stage: &Option<Stage>,
     why: &str,
 ) {
+    let Some(stage) = stage else {
+        return;
+    };
     match stage {
         Stage::Started => remove(db, id).await,
         Stage::Stored(handle) => delete_file(db, filestack, id, handle, why).await,
@@ -299,8 +322,16 @@ fn micros(duration: Duration) -> i64 {
 
 impl Gateway {
     /// One pass of the reaper; the number of entries it settled (removed).
+    /// Resumable uploads idle past their expiry go first: nothing of them
+    /// is stored unless `complete` was sent, whose entry stays to settle.
     pub async fn reap_upload_journal(&self) -> Result<usize, sqlx::Error> {
         let now = now_micros();
+        let idle_since = now.saturating_sub(micros(self.limits.upload_session_expiry));
+        for id in self.db.sessions_idle_since(idle_since).await? {
+            if self.db.session_remove(&id).await? {
+                tracing::info!(upload_id = %id, "resumable upload expired");
+            }
+        }
         let grace = micros(self.limits.journal_grace);
         let stale = micros(self.limits.journal_stale_after);
         let entries = self

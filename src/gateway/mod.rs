@@ -58,6 +58,8 @@ pub struct Limits {
     pub journal_grace: Duration,
     /// Whether files that fit in one part are stored with one request.
     pub single_request_uploads: bool,
+    /// Idle time after which a resumable upload is removed.
+    pub upload_session_expiry: Duration,
 }
 
 /// The state every operation works on.

@@ -12,10 +12,11 @@ use tracing::{Instrument, Span, field};
 
 use crate::gateway::app::MAX_UPLOADS_PER_CONNECTION;
 use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl};
+use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl, UploadId};
 use crate::gateway::error::GatewayError;
 use crate::gateway::listener::{ConnectionInfo, UploadOnConnection};
-use crate::gateway::upload::grpc::open_upload;
+use crate::gateway::upload::grpc::{OpenedUpload, checked_spec, open_upload};
+use crate::gateway::upload::resumable::Written;
 use crate::gateway::{Gateway, convert, events};
 use crate::pb::v1 as pb;
 use crate::pb::v1::file_gateway_service_server::FileGatewayService;
@@ -58,6 +59,7 @@ fn rpc_span(rpc: &'static str) -> Span {
         connection = field::Empty,
         owner = field::Empty,
         document_id = field::Empty,
+        upload_id = field::Empty,
         handle = field::Empty
     )
 }
@@ -106,6 +108,12 @@ async fn respond<T>(
 fn document_id(raw: &str) -> Result<DocumentId, GatewayError> {
     Span::current().record("document_id", raw);
     DocumentId::parse(raw)
+}
+
+/// Parses an upload id, recorded on the call's span first.
+fn upload_id(raw: &str) -> Result<UploadId, GatewayError> {
+    Span::current().record("upload_id", raw);
+    UploadId::parse(raw)
 }
 
 /// Counts an upload on its connection; RESOURCE_EXHAUSTED past
@@ -178,18 +186,110 @@ impl FileGatewayService for GatewayService {
                 let owner = self.authenticate(request.metadata())?;
                 let _on_connection = upload_on_connection(&request)?;
                 let limits = &gateway.limits;
-                let (spec, bytes) = open_upload(
+                let opened = open_upload(
                     request.into_inner(),
                     limits.upload_idle_timeout,
                     limits.max_upload_bytes,
                 )
                 .await?;
-                let row = gateway.upload(&owner, spec, bytes).await?;
+                let row = match opened {
+                    OpenedUpload::New { spec, bytes } => {
+                        gateway.upload(&owner, spec, bytes).await?
+                    }
+                    OpenedUpload::Resume {
+                        upload_id,
+                        offset,
+                        bytes,
+                    } => {
+                        Span::current().record("upload_id", upload_id.as_str());
+                        match gateway
+                            .write_upload(&owner, &upload_id, offset, bytes)
+                            .await?
+                        {
+                            Written::Finished(row) => *row,
+                            Written::Persisted(persisted) => {
+                                return Ok(pb::UploadResponse {
+                                    document: None,
+                                    persisted_bytes: persisted as i64,
+                                });
+                            }
+                        }
+                    }
+                };
                 record_document(&row.id);
                 Span::current().record("handle", row.handle.as_str());
                 Ok(pb::UploadResponse {
+                    persisted_bytes: row.size_bytes,
                     document: Some(convert::document(row)),
                 })
+            },
+        )
+        .await
+    }
+
+    async fn start_upload(
+        &self,
+        request: Request<pb::StartUploadRequest>,
+    ) -> Result<Response<pb::StartUploadResponse>, Status> {
+        respond(
+            &self.gateway,
+            rpc_span("StartUpload"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                let spec = request.spec.ok_or_else(|| {
+                    GatewayError::invalid_because("spec", "SPEC_REQUIRED", "the spec is required")
+                })?;
+                let spec = checked_spec(&spec, self.gateway.limits.max_upload_bytes)?;
+                let started = self.gateway.start_upload(&owner, spec).await?;
+                Span::current().record("upload_id", started.upload_id.as_str());
+                Ok(pb::StartUploadResponse {
+                    upload_id: started.upload_id.as_str().to_owned(),
+                    part_size_bytes: started.part_size as i64,
+                    expire_time: Some(convert::timestamp_from_micros(started.expires_at)),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn query_upload(
+        &self,
+        request: Request<pb::QueryUploadRequest>,
+    ) -> Result<Response<pb::QueryUploadResponse>, Status> {
+        respond(
+            &self.gateway,
+            rpc_span("QueryUpload"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let id = upload_id(&request.into_inner().upload_id)?;
+                let status = self.gateway.query_upload(&owner, &id).await?;
+                Ok(pb::QueryUploadResponse {
+                    persisted_bytes: status.persisted_bytes as i64,
+                    size_bytes: status.size_bytes as i64,
+                    document: status.document.map(convert::document),
+                    expire_time: Some(convert::timestamp_from_micros(status.expires_at)),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn cancel_upload(
+        &self,
+        request: Request<pb::CancelUploadRequest>,
+    ) -> Result<Response<pb::CancelUploadResponse>, Status> {
+        respond(
+            &self.gateway,
+            rpc_span("CancelUpload"),
+            self.call_deadline(),
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let id = upload_id(&request.into_inner().upload_id)?;
+                self.gateway.cancel_upload(&owner, &id).await?;
+                Ok(pb::CancelUploadResponse {})
             },
         )
         .await

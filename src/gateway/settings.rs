@@ -165,6 +165,15 @@ pub struct ServeArgs {
         default_value_t = 3600
     )]
     pub upload_journal_stale_secs: u64,
+    /// A resumable upload (StartUpload) no stream has written to for this
+    /// long is removed and its id answers NOT_FOUND, in seconds. Keep it
+    /// shorter than Filestack keeps an unfinished multipart upload.
+    #[arg(
+        long,
+        env = "FILEGATE_UPLOAD_SESSION_EXPIRY_SECS",
+        default_value_t = 12 * 3600
+    )]
+    pub upload_session_expiry_secs: u64,
     /// An upload journal entry that sent `complete` this long ago, and was
     /// not settled by its call, belongs to a process that died: the reaper
     /// settles it (sends `complete` again, deletes the file), in seconds.
@@ -345,6 +354,7 @@ impl Settings {
             journal_stale_after: Duration::from_secs(args.upload_journal_stale_secs),
             journal_grace: Duration::from_secs(args.upload_journal_grace_secs),
             single_request_uploads: args.single_request_uploads,
+            upload_session_expiry: Duration::from_secs(args.upload_session_expiry_secs),
         };
         Ok(Settings {
             args,

@@ -14,6 +14,7 @@
 
 mod checked;
 pub mod grpc;
+pub mod resumable;
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -247,6 +248,11 @@ impl Gateway {
             Ok(InsertOutcome::Inserted) => {
                 journal.recorded();
                 Ok(row)
+            }
+            Ok(InsertOutcome::DuplicateRequest(existing)) if existing.handle == row.handle => {
+                // Two streams of one resumable upload completed it: one file.
+                journal.recorded();
+                Ok(*existing)
             }
             Ok(InsertOutcome::DuplicateRequest(existing)) => {
                 journal

@@ -1,5 +1,6 @@
 //! The gRPC face of an upload: the first message's spec, checked into a
-//! [`CheckedSpec`], and the bytes of every message as a [`ByteStream`].
+//! [`CheckedSpec`] (or the id of a resumable upload and the offset it
+//! continues from), and the bytes of every message as a [`ByteStream`].
 //! What concerns messages is checked here, as they arrive: the spec only in
 //! the first one, `write_offset`, the size of `data`, the idle timeout.
 //! What concerns the file (its size, its checksum) is the operation's.
@@ -9,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tonic::Streaming;
 
-use crate::gateway::domain::{ContentType, Filename, RequestId, Sha256Hex};
+use crate::gateway::domain::{ContentType, Filename, RequestId, Sha256Hex, UploadId};
 use crate::gateway::error::GatewayError;
 use crate::gateway::upload::{ByteStream, CheckedSpec};
 use crate::pb::v1::{UploadRequest, UploadSpec, upload_request};
@@ -17,36 +18,69 @@ use crate::pb::v1::{UploadRequest, UploadSpec, upload_request};
 /// Largest `data` field of one UploadRequest (documented in the proto).
 pub const MAX_CHUNK_BYTES: usize = 3 * 1024 * 1024;
 
-/// Reads the first message, which must carry the spec, and returns the
-/// checked spec and the bytes of the whole stream (the first message's
-/// included).
+/// What the first message of an Upload stream opened.
+pub enum OpenedUpload {
+    /// A new upload: the whole file follows.
+    New {
+        spec: CheckedSpec,
+        bytes: ByteStream,
+    },
+    /// A resumable upload, continued from `offset`.
+    Resume {
+        upload_id: UploadId,
+        offset: u64,
+        bytes: ByteStream,
+    },
+}
+
+/// Reads the first message, which must carry a spec or an upload id, and
+/// returns what it opened with the bytes of the whole stream (the first
+/// message's included).
 pub async fn open_upload(
     mut stream: Streaming<UploadRequest>,
     idle: Duration,
     cap: u64,
-) -> Result<(CheckedSpec, ByteStream), GatewayError> {
+) -> Result<OpenedUpload, GatewayError> {
     let first = next_message(&mut stream, idle).await?.ok_or_else(|| {
         GatewayError::invalid_because("spec", "SPEC_REQUIRED", "the upload stream was empty")
     })?;
-    let Some(upload_request::FirstMessage::Spec(spec)) = &first.first_message else {
-        return Err(GatewayError::invalid_because(
-            "spec",
-            "SPEC_REQUIRED",
-            "the first message must carry the spec",
-        ));
-    };
-    let spec = checked_spec(spec, cap)?;
-    let messages = Messages {
+    let mut messages = Messages {
         stream,
-        first: Some(first),
+        first: None,
         received: 0,
         idle,
     };
-    Ok((spec, Box::pin(messages.into_stream())))
+    match &first.first_message {
+        Some(upload_request::FirstMessage::Spec(spec)) => {
+            let spec = checked_spec(spec, cap)?;
+            messages.first = Some(first);
+            Ok(OpenedUpload::New {
+                spec,
+                bytes: Box::pin(messages.into_stream()),
+            })
+        }
+        Some(upload_request::FirstMessage::UploadId(id)) => {
+            let upload_id = UploadId::parse(id)?;
+            let offset = u64::try_from(first.write_offset)
+                .map_err(|_| GatewayError::invalid("write_offset", "must not be negative"))?;
+            messages.received = offset;
+            messages.first = Some(first);
+            Ok(OpenedUpload::Resume {
+                upload_id,
+                offset,
+                bytes: Box::pin(messages.into_stream()),
+            })
+        }
+        None => Err(GatewayError::invalid_because(
+            "spec",
+            "SPEC_REQUIRED",
+            "the first message must carry the spec (or the upload_id of a resumable upload)",
+        )),
+    }
 }
 
 /// The spec of an upload, checked field by field.
-fn checked_spec(spec: &UploadSpec, cap: u64) -> Result<CheckedSpec, GatewayError> {
+pub fn checked_spec(spec: &UploadSpec, cap: u64) -> Result<CheckedSpec, GatewayError> {
     let filename = Filename::parse(&spec.filename)?;
     let content_type = ContentType::parse_or_guess(&spec.content_type, &filename)?;
     let size = match spec.size_bytes {
@@ -112,7 +146,7 @@ impl Messages {
                     return Err(GatewayError::invalid_because(
                         "spec",
                         "SPEC_REPEATED",
-                        "only the first message may carry the spec",
+                        "only the first message may carry the spec or the upload id",
                     ));
                 }
                 Some(message) => message,

@@ -140,6 +140,55 @@ pub trait Rpc {
         Ok(response.into_inner().document.expect("a document"))
     }
 
+    /// StartUpload of `spec`.
+    async fn start_upload(
+        &self,
+        sub: &str,
+        spec: pb::UploadSpec,
+    ) -> Result<pb::StartUploadResponse, Status> {
+        let request = pb::StartUploadRequest { spec: Some(spec) };
+        let mut client = self.client().await;
+        Ok(client
+            .start_upload(self.request(sub, request))
+            .await?
+            .into_inner())
+    }
+
+    async fn query_upload(&self, sub: &str, id: &str) -> Result<pb::QueryUploadResponse, Status> {
+        let request = pb::QueryUploadRequest {
+            upload_id: id.into(),
+        };
+        let mut client = self.client().await;
+        Ok(client
+            .query_upload(self.request(sub, request))
+            .await?
+            .into_inner())
+    }
+
+    async fn cancel_upload(&self, sub: &str, id: &str) -> Result<(), Status> {
+        let request = pb::CancelUploadRequest {
+            upload_id: id.into(),
+        };
+        let mut client = self.client().await;
+        client.cancel_upload(self.request(sub, request)).await?;
+        Ok(())
+    }
+
+    /// An Upload stream that continues resumable upload `id` from `offset`
+    /// with `bytes`, in messages of `chunk` bytes.
+    async fn resume_upload(
+        &self,
+        sub: &str,
+        id: &str,
+        offset: u64,
+        bytes: &[u8],
+        chunk: usize,
+    ) -> Result<pb::UploadResponse, Status> {
+        let messages = resume_messages(id, offset, bytes, chunk);
+        let request = self.request(sub, tokio_stream::iter(messages));
+        Ok(self.client().await.upload(request).await?.into_inner())
+    }
+
     /// Upload of `bytes` as `filename`, in one message; it must succeed.
     async fn upload(&self, sub: &str, filename: &str, bytes: Vec<u8>) -> pb::Document {
         let message = first_message(spec(filename, None), &bytes);
@@ -278,4 +327,21 @@ pub trait Rpc {
         let response = client.watch_events(self.request(sub, request)).await?;
         Ok(response.into_inner())
     }
+}
+
+/// The messages of an Upload stream that continues resumable upload `id`
+/// from `offset` with `bytes` (at least one message, even without bytes).
+pub fn resume_messages(
+    id: &str,
+    offset: u64,
+    bytes: &[u8],
+    chunk: usize,
+) -> Vec<pb::UploadRequest> {
+    let mut messages: Vec<pb::UploadRequest> = bytes.chunks(chunk).map(data_message).collect();
+    if messages.is_empty() {
+        messages.push(data_message(&[]));
+    }
+    messages[0].first_message = Some(pb::upload_request::FirstMessage::UploadId(id.into()));
+    messages[0].write_offset = offset as i64;
+    messages
 }
