@@ -10,7 +10,7 @@
 //!
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
 //! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
-//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|small` runs one section (to profile it);
+//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|small|resume` runs one section (to profile it);
 //! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
 //! (`RUST_LOG` is passed on to them).
 
@@ -22,6 +22,8 @@ mod ingest;
 mod procs;
 #[path = "filegate/report.rs"]
 mod report;
+#[path = "filegate/resume.rs"]
+mod resume;
 #[path = "filegate/small.rs"]
 mod small;
 #[path = "filegate/unary.rs"]
@@ -155,6 +157,14 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         memory = vec![big, concurrent];
     }
 
+    let mut resume = None;
+    if plan.runs("resume") {
+        let gateway = Gateway::start(dir.path(), 7, &emulator, settings, &[])?;
+        let mut client = GatewayClient::connect(&gateway.grpc_url, &token).await?;
+        let runs = if plan.small_runs < 10 { 1 } else { 3 };
+        resume = Some(resume::run(&mut client, &payload, 256 * MIB, runs).await?);
+        drop(gateway);
+    }
     let mut small_files = Vec::new();
     if plan.runs("small") {
         small_files = small::run(dir.path(), &payload, &token, plan.small_runs).await?;
@@ -174,6 +184,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         ingest,
         unary,
         small_files,
+        resume,
         total_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -7,6 +7,7 @@ use filegate::gateway::app::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
 use serde::Serialize;
 
 use crate::procs::CpuSnapshot;
+use crate::resume::ResumeResult;
 use crate::small::{self, SmallFileResult};
 use crate::unary::{LevelResult, Rpc};
 
@@ -112,6 +113,7 @@ pub struct Report {
     pub ingest: Option<IngestResult>,
     pub unary: Vec<LevelResult>,
     pub small_files: Vec<SmallFileResult>,
+    pub resume: Option<ResumeResult>,
     pub total_seconds: f64,
 }
 
@@ -268,6 +270,10 @@ impl Report {
             for result in &self.small_files {
                 out.push_str(&result.row());
             }
+        }
+        if let Some(resume) = &self.resume {
+            out.push('\n');
+            out.push_str(&resume.line());
         }
         out
     }

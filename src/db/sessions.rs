@@ -88,19 +88,23 @@ impl Database {
     }
 
     /// Makes `writer` the session's one writer (an earlier stream's next
-    /// write fails); whether the session still exists.
+    /// write fails), if `persisted_bytes` is still what the session has
+    /// persisted; whether it was.
     pub async fn session_claim(
         &self,
         id: &str,
         writer: &str,
+        persisted_bytes: i64,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let sql = "UPDATE upload_sessions SET writer = $2, touched_at = $3 WHERE id = $1";
+        let sql = "UPDATE upload_sessions SET writer = $2, touched_at = $3 \
+                   WHERE id = $1 AND persisted_bytes = $4";
         on_pool!(self, |pool| {
             sqlx::query(sql)
                 .bind(id)
                 .bind(writer)
                 .bind(now)
+                .bind(persisted_bytes)
                 .execute(pool)
                 .await
                 .map(|done| done.rows_affected() == 1)

@@ -307,13 +307,7 @@ impl Gateway {
             });
         }
         let writer = UploadId::generate().as_str().to_owned();
-        if !self
-            .db
-            .session_claim(id.as_str(), &writer, now_micros())
-            .await?
-        {
-            return Err(GatewayError::NotFound { what: "upload" });
-        }
+        self.claim(owner, id, &writer, offset).await?;
         let admitted = self
             .admission
             .admit(Some(session.size - session.persisted))
@@ -350,13 +344,7 @@ impl Gateway {
         }
         let mut journal = UploadJournal::adopt(self, owner, id, admitted);
         let pending = session.multipart.pending(session.parts.clone());
-        if !self
-            .db
-            .session_claim(id.as_str(), &writer, now_micros())
-            .await?
-        {
-            return Err(GatewayError::NotFound { what: "upload" });
-        }
+        self.claim(owner, id, &writer, session.size).await?;
         journal.completing(&pending).await?;
         let stored = match self.filestack.complete(&pending).await {
             Ok(stored) => stored,
@@ -380,6 +368,30 @@ impl Gateway {
             .await?;
         tracing::info!(upload_id = id.as_str(), document_id = %row.id, "resumable upload finished");
         Ok(Written::Finished(Box::new(row)))
+    }
+
+    /// Makes this stream the upload's writer if `offset` is what the
+    /// session has persisted (checked in the same statement: a stream that
+    /// persisted a part meanwhile wins, and this one learns where it is).
+    async fn claim(
+        &self,
+        owner: &OwnerId,
+        id: &UploadId,
+        writer: &str,
+        offset: u64,
+    ) -> Result<(), GatewayError> {
+        let claimed = self
+            .db
+            .session_claim(id.as_str(), writer, offset as i64, now_micros())
+            .await?;
+        if claimed {
+            return Ok(());
+        }
+        let session = self.owned_session(owner, id).await?;
+        Err(GatewayError::OffsetNotPersisted {
+            given: offset as i64,
+            persisted: session.persisted,
+        })
     }
 
     /// Cuts the stream into parts from the persisted offset and uploads them
