@@ -57,13 +57,15 @@ impl Database {
         })
     }
 
-    /// Records, before `complete` is sent, what it takes to send it again.
+    /// Records, before `complete` is sent, what it takes to send it again;
+    /// whether the entry still exists (a cancelled resumable upload's does
+    /// not, and must not be completed).
     pub async fn journal_completing(
         &self,
         id: &str,
         complete_request: &str,
         now: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<bool, sqlx::Error> {
         let sql =
             "UPDATE upload_journal SET completing_at = $2, complete_request = $3 WHERE id = $1";
         on_pool!(self, |pool| {
@@ -73,7 +75,7 @@ impl Database {
                 .bind(complete_request)
                 .execute(pool)
                 .await
-                .map(|_| ())
+                .map(|done| done.rows_affected() == 1)
         })
     }
 

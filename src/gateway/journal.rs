@@ -186,9 +186,13 @@ impl UploadJournal {
 
     /// Records what `complete` needs, before it is sent.
     pub async fn completing(&mut self, pending: &PendingComplete) -> Result<(), GatewayError> {
-        self.db
+        let recorded = self
+            .db
             .journal_completing(&self.id, &pending.to_json(), now_micros())
             .await?;
+        if !recorded {
+            return Err(GatewayError::NotFound { what: "upload" });
+        }
         self.stage = Stage::Completing;
         Ok(())
     }
