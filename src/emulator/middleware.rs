@@ -142,11 +142,14 @@ async fn drain(req: Request) {
 }
 
 /// A body stream that lets `budget` bytes through, then kills the
-/// connection and fails.
+/// connection and fails. Before the kill it yields once, so that the server
+/// flushes what it has buffered (the status line and the bytes let
+/// through) rather than losing it with the connection.
 struct Cut<S> {
     inner: S,
     budget: Arc<AtomicU64>,
     conn: Conn,
+    yielded: bool,
 }
 
 impl<S> Cut<S> {
@@ -155,6 +158,7 @@ impl<S> Cut<S> {
             inner,
             budget,
             conn,
+            yielded: false,
         }
     }
 
@@ -176,6 +180,11 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let left = self.budget.load(Ordering::SeqCst);
+        if left == 0 && !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if left == 0 {
             return self.cut();
         }
