@@ -34,6 +34,12 @@ pub enum GatewayError {
     OffsetMismatch { given: i64, received: u64 },
     #[error("the file's SHA-256 does not match spec.sha256")]
     ChecksumMismatch,
+    #[error("read_offset {offset} is past the end of the file ({size} bytes)")]
+    ReadOffsetOutOfRange { offset: i64, size: u64 },
+    #[error("the file's SHA-256 is not the document's: the bytes are corrupted")]
+    DataCorrupted,
+    #[error("the file at Filestack does not match the document: {0}")]
+    LengthMismatch(String),
     #[error("{0}")]
     Unauthenticated(&'static str),
     #[error("the document belongs to another owner")]
@@ -118,6 +124,11 @@ impl GatewayError {
             GatewayError::SizeMismatch { .. } => (Code::OutOfRange, "SIZE_MISMATCH"),
             GatewayError::OffsetMismatch { .. } => (Code::OutOfRange, "OFFSET_MISMATCH"),
             GatewayError::ChecksumMismatch => (Code::InvalidArgument, "CHECKSUM_MISMATCH"),
+            GatewayError::ReadOffsetOutOfRange { .. } => {
+                (Code::OutOfRange, "READ_OFFSET_OUT_OF_RANGE")
+            }
+            GatewayError::DataCorrupted => (Code::DataLoss, "DATA_CORRUPTED"),
+            GatewayError::LengthMismatch(_) => (Code::DataLoss, "LENGTH_MISMATCH"),
             GatewayError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
             GatewayError::PermissionDenied { reason } => (Code::PermissionDenied, reason),
             GatewayError::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
@@ -146,6 +157,7 @@ impl GatewayError {
             GatewayError::ChecksumMismatch => Some("spec.sha256"),
             GatewayError::SizeMismatch { .. } => Some("spec.size_bytes"),
             GatewayError::OffsetMismatch { .. } => Some("write_offset"),
+            GatewayError::ReadOffsetOutOfRange { .. } => Some("read_offset"),
             _ => None,
         }
     }
@@ -156,6 +168,8 @@ impl From<GatewayError> for tonic::Status {
         let (code, reason) = error.code_and_reason();
         match &error {
             GatewayError::Internal(_)
+            | GatewayError::DataCorrupted
+            | GatewayError::LengthMismatch(_)
             | GatewayError::Unavailable {
                 source: Some(_), ..
             } => {
@@ -213,6 +227,10 @@ impl From<FilestackError> for GatewayError {
                 what: "file at Filestack",
             },
             FilestackError::EmptyFile => GatewayError::invalid("data", "the file is empty"),
+            FilestackError::RangeNotSatisfiable { size } => GatewayError::LengthMismatch(format!(
+                "Filestack cannot serve the range, the file is shorter ({size:?} bytes)"
+            )),
+            FilestackError::RangeMismatch(detail) => GatewayError::LengthMismatch(detail),
             other => GatewayError::Internal(other.into()),
         }
     }

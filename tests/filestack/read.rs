@@ -179,7 +179,7 @@ async fn a_file_overwritten_between_a_cut_and_its_resumption_is_a_mismatch() {
         .read_range(&handle, range(0, MIB))
         .await
         .expect("the read starts");
-    overwrite(&emulator, &handle, data(MIB / 2)).await;
+    emulator.overwrite(&handle, data(MIB / 2)).await;
     let result = collect(read).await.map(|bytes| bytes.len());
     let error = result.expect_err("the file changed");
     assert!(
@@ -189,21 +189,4 @@ async fn a_file_overwritten_between_a_cut_and_its_resumption_is_a_mismatch() {
         ),
         "{error:?}"
     );
-}
-
-/// Replaces the content of `handle` through the File API.
-async fn overwrite(emulator: &TestEmulator, handle: &str, bytes: Vec<u8>) {
-    use filegate::filestack::policy::Call;
-    use support::emulator::{policy, query};
-    let write = emulator.sign(&policy(&[Call::Write]).with_handle(handle));
-    let url = format!("{}/api/file/{handle}", emulator.base_url);
-    let response = emulator
-        .http()
-        .post(url)
-        .query(&query(&write))
-        .body(bytes)
-        .send()
-        .await
-        .expect("overwrite answers");
-    assert_eq!(response.status(), 200, "overwritten");
 }
