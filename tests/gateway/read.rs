@@ -204,6 +204,28 @@ async fn a_file_changed_behind_the_gateways_back_is_data_loss() {
 }
 
 #[tokio::test]
+async fn a_file_overwritten_through_filestack_reads_its_new_bytes() {
+    // With webhooks: the emulator reports the overwrite to the gateway.
+    let gw = TestGateway::start().await;
+    let (_, id) = stored(&gw, MIB).await;
+    let handle = gw.get_document("alice", &id).await.unwrap().handle;
+    let replaced = data(MIB / 2 + 1);
+    gw.emulator.overwrite(&handle, replaced.clone()).await;
+    support::poll_until(
+        std::time::Duration::from_secs(20),
+        "the fp.overwrite webhook was applied",
+        || async {
+            gw.get_document("alice", &id).await.unwrap().size_bytes == replaced.len() as i64
+        },
+    )
+    .await;
+    let read = gw.read("alice", &id, 0, 0).await.expect("read");
+    assert!(read.bytes == replaced, "the new bytes");
+    assert_eq!(read.document.expect("the document").sha256, "");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_body_cut_mid_way_is_resumed_and_the_bytes_are_right() {
     let gw = TestGateway::start().await;
     let (bytes, id) = stored(&gw, 4 * MIB).await;
