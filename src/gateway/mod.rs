@@ -19,7 +19,7 @@ mod http;
 pub mod journal;
 pub mod listener;
 pub mod page_token;
-pub mod read;
+mod read;
 mod service;
 pub mod settings;
 mod upload;
