@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .bytes(".filegate.v1.UploadRequest.data")
+        .bytes(".filegate.v1.ReadResponse.data")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -4,13 +4,14 @@
 //! a gateway process pointed at it, and measures side by side in one run
 //! (the machine is shared: medians and ratios, not single times):
 //! upload throughput through the gateway and straight to the emulator,
-//! the gateway's peak RSS, unary RPC throughput and latency, and the
-//! gateway's CPU per GiB. Prints a Markdown table and writes
+//! the gateway's peak RSS, unary RPC throughput and latency, the gateway's
+//! CPU per GiB, and reads of a 256 MiB file through the gateway (gRPC Read)
+//! and straight from the emulator (signed GET). Prints a Markdown table and writes
 //! `target/bench/filegate.json`.
 //!
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
 //! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
-//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|small|resume` runs one section (to profile it);
+//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|read|small|resume` runs one section (to profile it);
 //! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
 //! (`RUST_LOG` is passed on to them).
 
@@ -20,6 +21,8 @@ mod hashing;
 mod ingest;
 #[path = "filegate/procs.rs"]
 mod procs;
+#[path = "filegate/read.rs"]
+mod read;
 #[path = "filegate/report.rs"]
 mod report;
 #[path = "filegate/resume.rs"]
@@ -40,7 +43,7 @@ use filegate::secret::Secret;
 use procs::{
     CpuSnapshot, Emulator, Gateway, JWT_SECRET, UPLOAD_BUDGET_BYTES, UploadSettings, progress,
 };
-use report::{MemoryResult, Report, ThroughputResult, mib};
+use report::{MemoryResult, ReadResult, Report, ThroughputResult, mib};
 use unary::Rpc;
 use uploads::{GatewayClient, Payload};
 
@@ -50,6 +53,10 @@ const GIB: usize = 1 << 30;
 const CONNECTIONS: usize = 4;
 /// Documents the unary load walks through (1 KiB each).
 const UNARY_DOCUMENTS: usize = 64;
+/// The file the read section reads.
+const READ_SIZE: usize = 256 * MIB;
+/// The target of the gateway's peak RSS while it serves reads.
+const READ_RSS_TARGET_MIB: f64 = 64.0;
 
 /// How much work each section does.
 struct Plan {
@@ -62,6 +69,8 @@ struct Plan {
     concurrent_size: usize,
     /// Timed runs per side of the small-file section.
     small_runs: usize,
+    /// Timed reads per side.
+    read_runs: usize,
     /// The one section to run, if not all.
     only: Option<String>,
 }
@@ -85,6 +94,7 @@ impl Plan {
             concurrent_uploads: 32,
             concurrent_size: 32 * MIB,
             small_runs: if quick { 5 } else { 31 },
+            read_runs: if quick { 3 } else { 9 },
             only: std::env::var("FILEGATE_BENCH_ONLY").ok(),
         }
     }
@@ -169,6 +179,11 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     if plan.runs("small") {
         small_files = small::run(dir.path(), &payload, &token, plan.small_runs).await?;
     }
+    let mut read = None;
+    if plan.runs("read") {
+        read =
+            Some(read_throughput(&plan, dir.path(), &emulator, settings, &payload, &token).await?);
+    }
 
     if std::env::var("FILEGATE_BENCH_KEEP").is_ok_and(|v| v == "1") {
         progress(&format!("logs kept in {}", dir.keep().display()));
@@ -185,6 +200,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         unary,
         small_files,
         resume,
+        read,
         total_seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -390,6 +406,78 @@ async fn concurrent_uploads(
     progress(&format!(
         "{}: peak RSS {:.1} MiB in {seconds:.1} s",
         result.scenario, result.peak_rss_mib
+    ));
+    Ok(result)
+}
+
+/// Section 5: one 256 MiB file read whole through the gateway (gRPC Read,
+/// hashed and checked), straight from the emulator (signed GET), and
+/// through the gateway without its first byte (a range, not hashed: what
+/// the hash costs), alternating, after one warm-up of each; the gateway's
+/// peak RSS over the reads. The file is uploaded through a gateway that is then restarted on
+/// the same database, so that the peak is the reads' alone.
+async fn read_throughput(
+    plan: &Plan,
+    dir: &std::path::Path,
+    emulator: &Emulator,
+    settings: UploadSettings,
+    payload: &Payload,
+    token: &str,
+) -> anyhow::Result<ReadResult> {
+    const RUN: usize = 5;
+    let gateway = Gateway::start(dir, RUN, emulator, settings, &[])?;
+    let mut client = GatewayClient::connect(&gateway.grpc_url, token).await?;
+    let document = client.upload("read.bin", payload.chunks(READ_SIZE)).await?;
+    drop(gateway);
+    let gateway = Gateway::start(dir, RUN, emulator, settings, &[])?;
+    let mut client = GatewayClient::connect(&gateway.grpc_url, token).await?;
+    let filestack = uploads::direct_client(emulator, settings)?;
+    let http = reqwest::Client::new();
+    let idle = gateway.proc.rss()?;
+    let (id, handle) = (document.id.as_str(), document.handle.as_str());
+    read::through_gateway(&mut client, id, 0, READ_SIZE).await?;
+    read::through_gateway(&mut client, id, 1, READ_SIZE).await?;
+    read::direct(&http, &filestack, handle, READ_SIZE).await?;
+    let size_mib = READ_SIZE / MIB;
+    let rate = |elapsed: Duration| size_mib as f64 / elapsed.as_secs_f64();
+    let (mut via, mut ranged, mut straight) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut via_cpu, mut straight_cpu) = (CpuSnapshot::default(), CpuSnapshot::default());
+    let cpu_now = || CpuSnapshot::take(&gateway, emulator);
+    for _ in 0..plan.read_runs {
+        let before = cpu_now()?;
+        via.push(rate(
+            read::through_gateway(&mut client, id, 0, READ_SIZE).await?,
+        ));
+        let after = cpu_now()?;
+        via_cpu.add_since(before, after);
+        straight.push(rate(
+            read::direct(&http, &filestack, handle, READ_SIZE).await?,
+        ));
+        straight_cpu.add_since(after, cpu_now()?);
+        ranged.push(rate(
+            read::through_gateway(&mut client, id, 1, READ_SIZE).await?,
+        ));
+    }
+    let ranged_median = report::median(&ranged);
+    let throughput = ThroughputResult::new(size_mib, via, straight, [via_cpu, straight_cpu]);
+    let result = ReadResult {
+        idle_rss_mib: mib(idle),
+        peak_rss_mib: mib(gateway.proc.peak_rss()?),
+        target_mib: READ_RSS_TARGET_MIB,
+        ranged_ratio: ranged_median / throughput.direct_median_mib_s,
+        ranged_median_mib_s: ranged_median,
+        ranged_mib_s: ranged,
+        throughput,
+    };
+    progress(&format!(
+        "read {size_mib} MiB: gateway {:.0} MiB/s, direct {:.0} MiB/s, ratio {:.2} (paired {:.2}); without the first byte (not hashed) {:.0} MiB/s, ratio {:.2}; gateway peak RSS {:.1} MiB",
+        result.throughput.gateway_median_mib_s,
+        result.throughput.direct_median_mib_s,
+        result.throughput.ratio,
+        result.throughput.paired_ratio,
+        result.ranged_median_mib_s,
+        result.ranged_ratio,
+        result.peak_rss_mib
     ));
     Ok(result)
 }

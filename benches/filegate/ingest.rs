@@ -28,6 +28,11 @@ type Answer<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl FileGatewayService for Sink {
     type WatchEventsStream = tokio_stream::Empty<Result<pb::Event, Status>>;
+    type ReadStream = tokio_stream::Empty<Result<pb::ReadResponse, Status>>;
+
+    async fn read(&self, _: Request<pb::ReadRequest>) -> Answer<Self::ReadStream> {
+        Err(Status::unimplemented("sink"))
+    }
 
     async fn watch_events(
         &self,

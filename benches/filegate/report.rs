@@ -75,6 +75,24 @@ pub struct MemoryResult {
     pub cpu_seconds: f64,
 }
 
+/// Reads of one file through the gateway and direct, and the gateway's
+/// memory meanwhile.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadResult {
+    /// Throughput and CPU of whole-file reads (hashed), as for uploads.
+    pub throughput: ThroughputResult,
+    /// Reads of all but the first byte (a range, not hashed), MiB/s.
+    pub ranged_mib_s: Vec<f64>,
+    pub ranged_median_mib_s: f64,
+    /// Their median over the direct median.
+    pub ranged_ratio: f64,
+    /// The gateway's RSS before the reads.
+    pub idle_rss_mib: f64,
+    /// Its peak (`VmHWM`) after them; it started after the upload.
+    pub peak_rss_mib: f64,
+    pub target_mib: f64,
+}
+
 /// What bounds one upload besides Filestack: the gRPC transport alone (one
 /// 256 MiB upload stream into a server that only drains it, median of 3) and
 /// hashing.
@@ -114,6 +132,7 @@ pub struct Report {
     pub unary: Vec<LevelResult>,
     pub small_files: Vec<SmallFileResult>,
     pub resume: Option<ResumeResult>,
+    pub read: Option<ReadResult>,
     pub total_seconds: f64,
 }
 
@@ -275,6 +294,45 @@ impl Report {
             out.push('\n');
             out.push_str(&resume.line());
         }
+        out.push_str(&self.read_table());
+        out
+    }
+
+    fn read_table(&self) -> String {
+        let Some(read) = &self.read else {
+            return String::new();
+        };
+        let t = &read.throughput;
+        let (via, direct) = (t.cpu_per_gib_via_gateway, t.cpu_per_gib_direct);
+        let mut out = String::new();
+        out.push_str("\n| Read | gateway MiB/s | direct MiB/s | ratio | paired ratio | target | CPU s/GiB via gateway: gateway + emulator + client | direct: emulator + client |\n");
+        out.push_str("|---|---:|---:|---:|---:|---|---|---|\n");
+        out.push_str(&format!(
+            "| {} MiB (median of {}) | {:.0} | {:.0} | {:.2} | {:.2} | >= 0.90: {} | {:.2} + {:.2} + {:.2} | {:.2} + {:.2} |\n",
+            t.size_mib,
+            t.runs,
+            t.gateway_median_mib_s,
+            t.direct_median_mib_s,
+            t.ratio,
+            t.paired_ratio,
+            verdict(t.ratio >= 0.9),
+            via.gateway,
+            via.emulator,
+            via.client,
+            direct.emulator,
+            direct.client
+        ));
+        out.push_str(&format!(
+            "| {} MiB less its first byte (a range, not hashed) | {:.0} | {:.0} | {:.2} | | | | |\n",
+            t.size_mib, read.ranged_median_mib_s, t.direct_median_mib_s, read.ranged_ratio
+        ));
+        out.push_str(&format!(
+            "\nGateway RSS while reading: idle {:.1} MiB, peak (VmHWM) {:.1} MiB (target <= {:.0}: {})\n",
+            read.idle_rss_mib,
+            read.peak_rss_mib,
+            read.target_mib,
+            verdict(read.peak_rss_mib <= read.target_mib)
+        ));
         out
     }
 

@@ -43,7 +43,7 @@ pub struct NewEvent {
     /// The upload journal entry named by the storage path of a file the
     /// gateway uploaded (`user-uploads/<owner>/<entry>/`).
     pub upload_entry: Option<String>,
-    /// `fp.overwrite`: the new size and MIME type.
+    /// `fp.overwrite`: the new size and MIME type (the SHA-256 is unknown).
     pub size_bytes: Option<i64>,
     pub content_type: Option<String>,
     pub payload: String,
@@ -107,7 +107,8 @@ macro_rules! receive_in {
                         "fp.overwrite" => {
                             sqlx::query(concat!(
                                 "UPDATE documents SET size_bytes = COALESCE($2, size_bytes),",
-                                " content_type = COALESCE($3, content_type) WHERE id = $1"
+                                " content_type = COALESCE($3, content_type), sha256 = NULL",
+                                " WHERE id = $1"
                             ))
                             .bind(&id)
                             .bind(event.size_bytes)
@@ -181,7 +182,9 @@ macro_rules! receive_in {
 impl Database {
     /// Records a verified delivery and applies it to its document, in one
     /// transaction: `fp.delete` removes the document with the handle,
-    /// `fp.overwrite` updates its size and type, and an `fp.upload` of a file
+    /// `fp.overwrite` updates its size and type and forgets its SHA-256 (of
+    /// bytes no longer stored; a Read would report them lost), and an
+    /// `fp.upload` of a file
     /// stored by one of the gateway's uploads gives that upload's journal
     /// entry its handle (when the upload sent `complete` without learning it).
     ///

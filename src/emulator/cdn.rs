@@ -1,14 +1,14 @@
 //! The CDN: `GET|HEAD /[APIKEY/][TASK/…]HANDLE` and `/{handle}/metadata`.
 //!
 //! The path is split by `transform::parse_chain`. A plain download needs
-//! `read`; a chain with tasks needs `read` **and** `convert`. Security comes
+//! `read` and honours `Range` (`range.rs`); a chain with tasks needs `read` **and** `convert`. Security comes
 //! from the `security` task or from `policy`/`signature` query parameters.
 //! Transformed results are cached under `cache/HANDLE/` keyed by the parsed
 //! tasks, and dropped when the file is overwritten or deleted.
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
@@ -30,6 +30,7 @@ pub async fn cdn(
     method: Method,
     uri: Uri,
     Query(query): Query<QueryMap>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if method != Method::GET && method != Method::HEAD {
         return Err(ApiError::new(
@@ -63,7 +64,7 @@ pub async fn cdn(
     let meta = known(&state, &chain.handle).await?;
     let download = query.get("dl").is_some_and(|v| v == "true");
     if chain.tasks.is_empty() {
-        return serve_file(&state, &meta, download).await;
+        return serve_file(&state, &meta, download, headers.get(header::RANGE)).await;
     }
     transformed(&state, &meta, &chain.tasks).await
 }

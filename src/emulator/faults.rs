@@ -100,6 +100,7 @@ pub struct FaultSpec {
     pub accepted: Option<u32>,
     pub cut_after_bytes: Option<u64>,
     pub cut_response_after_bytes: Option<u64>,
+    pub corrupt_byte_at: Option<u64>,
 }
 
 /// What to do to one request.
@@ -111,6 +112,9 @@ pub struct Action {
     /// Let the request run to the end, then cut the connection after this
     /// many bytes of the answer's body (0: before the status line).
     pub cut_response_after_bytes: Option<u64>,
+    /// Let the request run, then flip every bit of the answer body's byte
+    /// at this offset (no change when the body is shorter).
+    pub corrupt_byte_at: Option<u64>,
     /// Answer 202 with an empty body.
     pub accepted: bool,
 }
@@ -149,11 +153,12 @@ impl Faults {
             latency: latency.map(Duration::from_millis),
             cut_after_bytes: spec.cut_after_bytes,
             cut_response_after_bytes: spec.cut_response_after_bytes,
+            corrupt_byte_at: spec.corrupt_byte_at,
             accepted: spec.accepted.is_some(),
         };
         if action == Action::default() {
             return Err(ApiError::bad_request(
-                "a fault needs status, latency_ms, accepted, cut_after_bytes or cut_response_after_bytes",
+                "a fault needs status, latency_ms, accepted, cut_after_bytes, cut_response_after_bytes or corrupt_byte_at",
             ));
         }
         let remaining = spec.accepted.or(spec.count).unwrap_or(1);

@@ -1,18 +1,21 @@
-//! The File API: download, delete and overwrite (protocol reference,
-//! sections 7.1, 7.3, 7.4). Each needs a policy (when security is on) for
+//! The File API: download (with `Range`), delete and overwrite (protocol
+//! reference, sections 7.1, 7.3, 7.4). Each needs a policy (when security is on) for
 //! `read`, `remove` or `write`, pinned to this handle if it names one.
 
 use std::collections::HashMap;
+use std::io::SeekFrom;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::emulator::auth::{check_apikey, query_security};
 use crate::emulator::error::ApiError;
 use crate::emulator::incoming::receive;
+use crate::emulator::range::Requested;
 use crate::emulator::state::Shared;
 use crate::emulator::store::FileMeta;
 use crate::filestack::policy::Call;
@@ -20,11 +23,12 @@ use crate::filestack::policy::Call;
 /// Query parameters of File API calls.
 pub type QueryMap = HashMap<String, String>;
 
-/// `GET|HEAD /api/file/{handle}`.
+/// `GET|HEAD /api/file/{handle}`, with `Range` (see [`serve_file`]).
 pub async fn get_file(
     State(state): State<Shared>,
     Path(handle): Path<String>,
     Query(query): Query<QueryMap>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     state.guard.check(
         query_security(&query).as_ref(),
@@ -33,7 +37,7 @@ pub async fn get_file(
     )?;
     let meta = known(&state, &handle).await?;
     let download = query.get("dl").is_some_and(|v| v == "true");
-    serve_file(&state, &meta, download).await
+    serve_file(&state, &meta, download, headers.get(header::RANGE)).await
 }
 
 /// The metadata of a stored file, or 404.
@@ -46,20 +50,33 @@ pub async fn known(state: &Shared, handle: &str) -> Result<FileMeta, ApiError> {
         .ok_or_else(|| ApiError::not_found("file not found"))
 }
 
-/// Streams a stored file with Filestack's download headers.
+/// Streams a stored file (or the one range `range` asks for, see
+/// [`Requested`]) from disk with Filestack's download headers.
 pub async fn serve_file(
     state: &Shared,
     meta: &FileMeta,
     download: bool,
+    range: Option<&HeaderValue>,
 ) -> Result<Response, ApiError> {
-    let file = tokio::fs::File::open(state.store.content_path(&meta.handle))
+    let mut file = tokio::fs::File::open(state.store.content_path(&meta.handle))
         .await
         .map_err(|_| ApiError::not_found("file not found"))?;
     // The length of the content actually opened (an overwrite may have
     // replaced it since the metadata was read).
     let length = file.metadata().await.map_err(ApiError::internal)?.len();
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
-    let mut response = body.into_response();
+    let (status, start, count) = match Requested::resolve(range.map(HeaderValue::as_bytes), length)
+    {
+        Requested::Whole => (StatusCode::OK, 0, length),
+        Requested::Part { start, last } => (StatusCode::PARTIAL_CONTENT, start, last - start + 1),
+        Requested::Unsatisfiable => return Ok(unsatisfiable(length)),
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let reader = tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024);
+    let mut response = (status, Body::from_stream(reader)).into_response();
     let kind = if download { "attachment" } else { "inline" };
     let headers = response.headers_mut();
     let ascii: String = meta
@@ -73,21 +90,44 @@ pub async fn serve_file(
             }
         })
         .collect();
-    let pairs = [
+    let mut pairs = vec![
         (header::CONTENT_TYPE, meta.mimetype.clone()),
-        (header::CONTENT_LENGTH, length.to_string()),
+        (header::CONTENT_LENGTH, count.to_string()),
+        (header::ACCEPT_RANGES, "bytes".to_owned()),
         (
             header::CONTENT_DISPOSITION,
             format!("{kind}; filename=\"{ascii}\""),
         ),
         (header::HeaderName::from_static("x-file-name"), ascii),
     ];
+    if status == StatusCode::PARTIAL_CONTENT {
+        let last = start + count - 1;
+        pairs.push((
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{last}/{length}"),
+        ));
+    }
     for (name, value) in pairs {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     }
     Ok(response)
+}
+
+/// 416 for a file of `length` bytes, with `Content-Range: bytes */length`.
+fn unsatisfiable(length: u64) -> Response {
+    let error = ApiError::new(
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "the range is not satisfiable",
+    );
+    let mut response = error.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{length}")) {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response
 }
 
 /// `DELETE /api/file/{handle}` and `POST /api/file/{handle}/remove`.

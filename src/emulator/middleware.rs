@@ -1,5 +1,6 @@
 //! The middleware in front of every route: counts requests per route and
-//! applies armed faults (status, latency, 202, cut connection, lost answer).
+//! applies armed faults (status, latency, 202, cut connection, lost answer,
+//! a corrupted byte).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,12 +12,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use futures_util::{Stream, StreamExt};
 use tracing::Instrument;
 
 use crate::emulator::conn::Conn;
 use crate::emulator::error::ApiError;
-use crate::emulator::faults::Route;
+use crate::emulator::faults::{Action, Route};
 use crate::emulator::state::Shared;
 
 /// Counts the request, applies faults armed for its route, and runs it in a
@@ -43,6 +45,17 @@ async fn apply(state: Shared, conn: Conn, route: Route, req: Request, next: Next
     let Some(action) = state.faults.take(route) else {
         return next.run(req).await;
     };
+    let corrupt_at = action.corrupt_byte_at;
+    let response = answer(action, conn, req, next).await;
+    match corrupt_at {
+        Some(offset) => corrupt(response, offset),
+        None => response,
+    }
+}
+
+/// The answer to a request with a fault armed: the fault's own, or the
+/// route's, delayed or cut as the fault says.
+async fn answer(action: Action, conn: Conn, req: Request, next: Next) -> Response {
     if let Some(budget) = action.cut_response_after_bytes {
         return lose_answer(req, next, conn, action.latency, budget).await;
     }
@@ -102,6 +115,24 @@ async fn lose_answer(
     Response::from_parts(parts, body)
 }
 
+/// `response` with every bit of its body's byte at `offset` flipped.
+fn corrupt(response: Response, offset: u64) -> Response {
+    let (parts, body) = response.into_parts();
+    let mut passed = 0u64;
+    let body = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk?;
+        let start = passed;
+        passed += chunk.len() as u64;
+        if !(start..passed).contains(&offset) {
+            return Ok(chunk);
+        }
+        let mut changed = BytesMut::from(&chunk[..]);
+        changed[(offset - start) as usize] ^= 0xFF;
+        Ok::<_, axum::Error>(changed.freeze())
+    });
+    Response::from_parts(parts, Body::from_stream(body))
+}
+
 /// Reads and discards a request body, so an injected answer comes after the
 /// whole request, as a real handler's would: answering first and closing the
 /// connection under a client still sending is what `cut_after_bytes` is for.
@@ -111,11 +142,14 @@ async fn drain(req: Request) {
 }
 
 /// A body stream that lets `budget` bytes through, then kills the
-/// connection and fails.
+/// connection and fails. Before the kill it yields once, so that the server
+/// flushes what it has buffered (the status line and the bytes let
+/// through) rather than losing it with the connection.
 struct Cut<S> {
     inner: S,
     budget: Arc<AtomicU64>,
     conn: Conn,
+    yielded: bool,
 }
 
 impl<S> Cut<S> {
@@ -124,6 +158,7 @@ impl<S> Cut<S> {
             inner,
             budget,
             conn,
+            yielded: false,
         }
     }
 
@@ -145,6 +180,11 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let left = self.budget.load(Ordering::SeqCst);
+        if left == 0 && !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if left == 0 {
             return self.cut();
         }

@@ -20,6 +20,10 @@
 //!   unix milliseconds; md5/sha256 hex; sha1/224/384/512 and exif are `null`).
 //! - CDN downloads and image transformation chains, with the `security` task
 //!   anywhere in the path or `policy`/`signature` in the query.
+//! - `Range` on downloads (CDN and File API), as S3 answers it: one range
+//!   (`bytes=a-b`, `a-`, `-n`) is 206 with `Content-Range`, a range past the
+//!   end 416 with `Content-Range: bytes */size`, a malformed or multi-range
+//!   header is ignored (200). Files stream from disk either way.
 //! - Security policies (on by default; `--no-security` turns checks off):
 //!   signature over the string as received, expiry, `call`, `handle`,
 //!   `maxSize`, `minSize`, and `path`/`container` as regular expressions that
@@ -63,6 +67,7 @@ mod incoming;
 mod metadata;
 mod middleware;
 mod multipart;
+mod range;
 mod replay;
 mod routes;
 mod s3;

@@ -57,6 +57,17 @@ pub enum FilestackError {
     /// An empty file: Filestack stores none.
     #[error("an empty file cannot be uploaded")]
     EmptyFile,
+    /// A ranged read asked for bytes the file does not have (416).
+    #[error("Filestack cannot serve the range (status 416){}", size_suffix(*.size))]
+    RangeNotSatisfiable {
+        /// The file's size, from `Content-Range: bytes */SIZE`.
+        size: Option<u64>,
+    },
+    /// A ranged read got other bytes than it asked for: another range, more
+    /// bytes than the range, or a file whose size changed between the
+    /// requests of one read.
+    #[error("Filestack served other bytes than the range asked for: {0}")]
+    RangeMismatch(String),
     /// Filestack took the request but its answer was lost or unreadable.
     #[error("Filestack's answer was lost")]
     AnswerLost(#[source] Box<FilestackError>),
@@ -127,6 +138,7 @@ impl FilestackError {
             FilestackError::BadRequest { status, .. }
             | FilestackError::PolicyRefused { status, .. } => Some(*status),
             FilestackError::NotFound => Some(404),
+            FilestackError::RangeNotSatisfiable { .. } => Some(416),
             FilestackError::Unavailable { status, .. } => *status,
             _ => None,
         }
@@ -143,6 +155,11 @@ impl FilestackError {
             source: Box::new(error.without_url()),
         }
     }
+}
+
+fn size_suffix(size: Option<u64>) -> String {
+    size.map(|s| format!(": the file has {s} bytes"))
+        .unwrap_or_default()
 }
 
 fn status_suffix(status: Option<u16>) -> String {

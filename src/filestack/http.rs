@@ -17,14 +17,20 @@ pub(crate) async fn send(
     secrets: &[&str],
 ) -> Result<reqwest::Response, FilestackError> {
     let response = request.send().await.map_err(FilestackError::transport)?;
-    let status = response.status();
-    if status.is_success() {
+    if response.status().is_success() {
         return Ok(response);
     }
+    Err(failure(response, secrets).await)
+}
+
+/// The error a non-success answer stands for, with `secrets` redacted from
+/// the excerpt of its body.
+pub(crate) async fn failure(response: reqwest::Response, secrets: &[&str]) -> FilestackError {
+    let status = response.status().as_u16();
     let body = read_limited(response, MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
-    Err(from_status(status.as_u16(), &body, secrets))
+    from_status(status, &body, secrets)
 }
 
 /// Reads and parses a JSON answer of at most 1 MiB.

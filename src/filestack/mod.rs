@@ -1,6 +1,6 @@
-//! The Filestack HTTP protocol: policies, URLs, multipart upload, the File API
-//! and webhook verification. Every base URL is configuration, so the same code
-//! talks to Filestack or to the emulator.
+//! The Filestack HTTP protocol: policies, URLs, multipart upload, the File API,
+//! ranged reads and webhook verification. Every base URL is configuration, so
+//! the same code talks to Filestack or to the emulator.
 
 mod client;
 pub mod config;
@@ -8,6 +8,7 @@ pub mod error;
 pub mod files;
 mod http;
 pub mod policy;
+pub mod read;
 pub mod retry;
 pub mod upload;
 pub mod urls;
@@ -18,6 +19,7 @@ pub(crate) use client::{expiry_in, regex_escape};
 pub use config::{ConfigError, FilestackConfig, RetryPolicy};
 pub use error::FilestackError;
 pub use files::{Metadata, MetadataField, SignedUrl};
+pub use read::{ByteRange, FileRead};
 pub use upload::{
     MultipartSession, PartEtag, PartsUploaded, PendingComplete, Sha256Check, StoredFile, UploadSpec,
 };

@@ -1,10 +1,13 @@
 //! Conversions between checked domain values and proto messages.
 
+use futures_util::{Stream, StreamExt};
+
 use crate::db::DocumentRow;
 use crate::filestack::{Metadata, MetadataField, SignedUrl};
 use crate::gateway::documents::UploadGrant;
 use crate::gateway::domain::{Fit, ImageFormat, ThumbnailSpec};
 use crate::gateway::error::GatewayError;
+use crate::gateway::read::DocumentRead;
 use crate::pb::v1 as pb;
 
 pub fn document(row: DocumentRow) -> pb::Document {
@@ -19,6 +22,30 @@ pub fn document(row: DocumentRow) -> pb::Document {
         create_time: Some(timestamp_from_micros(row.created_at)),
         owner: row.owner,
     }
+}
+
+/// The messages of a Read: the first carries the document and the range.
+pub fn read_responses(
+    read: DocumentRead,
+) -> impl Stream<Item = Result<pb::ReadResponse, tonic::Status>> + Send + 'static {
+    let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut first = Some((
+        document(read.document),
+        pb::ContentRange {
+            start: to_i64(read.start),
+            end: to_i64(read.end),
+            complete_length: to_i64(read.size),
+        },
+    ));
+    read.messages.map(move |message| {
+        let data = message?;
+        let (document, content_range) = first.take().unzip();
+        Ok(pb::ReadResponse {
+            document,
+            content_range,
+            data,
+        })
+    })
 }
 
 pub fn timestamp_from_micros(micros: i64) -> prost_types::Timestamp {

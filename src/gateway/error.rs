@@ -43,6 +43,12 @@ pub enum GatewayError {
         state: &'static str,
         reason: &'static str,
     },
+    #[error("read_offset {offset} is past the end of the file ({size} bytes)")]
+    ReadOffsetOutOfRange { offset: i64, size: u64 },
+    #[error("the file's SHA-256 is not the document's: the bytes are corrupted")]
+    DataCorrupted,
+    #[error("the file at Filestack does not match the document: {0}")]
+    LengthMismatch(String),
     #[error("{0}")]
     Unauthenticated(&'static str),
     #[error("the document belongs to another owner")]
@@ -130,6 +136,11 @@ impl GatewayError {
             GatewayError::OffsetNotPersisted { .. } => (Code::OutOfRange, "OFFSET_NOT_PERSISTED"),
             GatewayError::UploadTakenOver => (Code::Aborted, "UPLOAD_TAKEN_OVER"),
             GatewayError::UploadState { reason, .. } => (Code::FailedPrecondition, reason),
+            GatewayError::ReadOffsetOutOfRange { .. } => {
+                (Code::OutOfRange, "READ_OFFSET_OUT_OF_RANGE")
+            }
+            GatewayError::DataCorrupted => (Code::DataLoss, "DATA_CORRUPTED"),
+            GatewayError::LengthMismatch(_) => (Code::DataLoss, "LENGTH_MISMATCH"),
             GatewayError::Unauthenticated(_) => (Code::Unauthenticated, "UNAUTHENTICATED"),
             GatewayError::PermissionDenied { reason } => (Code::PermissionDenied, reason),
             GatewayError::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
@@ -170,6 +181,7 @@ impl GatewayError {
             GatewayError::SizeMismatch { .. } => Some("spec.size_bytes"),
             GatewayError::OffsetMismatch { .. } => Some("write_offset"),
             GatewayError::OffsetNotPersisted { .. } => Some("write_offset"),
+            GatewayError::ReadOffsetOutOfRange { .. } => Some("read_offset"),
             _ => None,
         }
     }
@@ -180,6 +192,8 @@ impl From<GatewayError> for tonic::Status {
         let (code, reason) = error.code_and_reason();
         match &error {
             GatewayError::Internal(_)
+            | GatewayError::DataCorrupted
+            | GatewayError::LengthMismatch(_)
             | GatewayError::Unavailable {
                 source: Some(_), ..
             } => {
@@ -237,6 +251,10 @@ impl From<FilestackError> for GatewayError {
                 what: "file at Filestack",
             },
             FilestackError::EmptyFile => GatewayError::invalid("data", "the file is empty"),
+            FilestackError::RangeNotSatisfiable { size } => GatewayError::LengthMismatch(format!(
+                "Filestack cannot serve the range, the file is shorter ({size:?} bytes)"
+            )),
+            FilestackError::RangeMismatch(detail) => GatewayError::LengthMismatch(detail),
             other => GatewayError::Internal(other.into()),
         }
     }

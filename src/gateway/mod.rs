@@ -2,8 +2,9 @@
 //! client and the database.
 //!
 //! Layers, top to bottom: `service` (tonic handlers: authenticate, parse,
-//! call one function, convert), `documents` and `upload` (the operations, on
-//! checked domain types), then the Filestack client and the database.
+//! call one function, convert), `documents`, `read` and `upload` (the
+//! operations, on checked domain types), then the Filestack client and the
+//! database.
 
 pub mod admission;
 pub mod app;
@@ -18,6 +19,7 @@ mod http;
 pub mod journal;
 pub mod listener;
 pub mod page_token;
+mod read;
 mod service;
 pub mod settings;
 mod upload;

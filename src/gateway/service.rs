@@ -15,6 +15,7 @@ use crate::gateway::documents::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::gateway::domain::{DocumentId, Handle, OwnerId, RequestId, Ttl, UploadId};
 use crate::gateway::error::GatewayError;
 use crate::gateway::listener::{ConnectionInfo, UploadOnConnection};
+use crate::gateway::read::ReadSpec;
 use crate::gateway::upload::grpc::{OpenedUpload, checked_spec, open_upload};
 use crate::gateway::upload::resumable::Written;
 use crate::gateway::{Gateway, convert, events};
@@ -144,9 +145,14 @@ fn record_document(id: &str) {
 type WatchEventsStream =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::Event, Status>> + Send>>;
 
+/// The stream of a Read call.
+type ReadStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<pb::ReadResponse, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl FileGatewayService for GatewayService {
     type WatchEventsStream = WatchEventsStream;
+    type ReadStream = ReadStream;
 
     async fn watch_events(
         &self,
@@ -168,6 +174,27 @@ impl FileGatewayService for GatewayService {
                             .map_err(Status::from)
                     });
                 Ok(Box::pin(stream) as WatchEventsStream)
+            },
+        )
+        .await
+    }
+
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> Result<Response<ReadStream>, Status> {
+        respond(
+            &self.gateway,
+            rpc_span("Read"),
+            Deadline::Stream,
+            async move {
+                let owner = self.authenticate(request.metadata())?;
+                let request = request.into_inner();
+                let id = document_id(&request.document_id)?;
+                let spec = ReadSpec::parse(request.read_offset, request.read_limit)?;
+                let read = self.gateway.read(&owner, &id, spec).await?;
+                Span::current().record("handle", read.document.handle.as_str());
+                Ok(Box::pin(convert::read_responses(read)) as ReadStream)
             },
         )
         .await

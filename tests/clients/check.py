@@ -267,6 +267,18 @@ class Client:
         """A download URL of the document."""
         return self.call("SignedUrl", self.pb.SignedUrlRequest(document_id=document_id)).url
 
+    def read(self, document_id, offset=0, limit=0):
+        """Read of `limit` bytes from `offset`: (first message, every byte, message count)."""
+        request = self.pb.ReadRequest(document_id=document_id, read_offset=offset,
+                                      read_limit=limit)
+        first, chunks = None, []
+        for message in self.stub.Read(request, metadata=self.metadata, timeout=CALL_TIMEOUT_S):
+            first = message if first is None else first
+            expect(len(message.data) <= 2 * MIB, f"a message of {len(message.data)} bytes")
+            chunks.append(message.data)
+        expect(first is not None, "Read sent no message")
+        return first, b"".join(chunks), len(chunks)
+
     def get(self, document_id):
         """The stored document."""
         request = self.pb.GetDocumentRequest(document_id=document_id)
@@ -284,6 +296,18 @@ class Client:
             if not token:
                 return documents
         raise CheckFailed("ListDocuments still had pages after 100")
+
+
+def json_messages(text):
+    """The JSON objects grpcurl printed one after another (a server stream)."""
+    decoder, messages, at = json.JSONDecoder(), [], 0
+    text = text.strip()
+    while at < len(text):
+        message, at = decoder.raw_decode(text, at)
+        messages.append(message)
+        while at < len(text) and text[at].isspace():
+            at += 1
+    return messages
 
 
 def expect_document(document, filename, data, owner):
@@ -306,6 +330,8 @@ class Checks:
         self.owner = owner
         self.small = b"filegate says hello\n" * 3
         self.small_doc = None
+        self.large = None
+        self.large_doc = None
         self.png = tiny_png()
         self.png_doc = None
 
@@ -319,6 +345,8 @@ class Checks:
             ("WhoAmI names the owner of each token (filegate token, PyJWT)", self.who_am_i),
             ("python client uploads a small file in one message", self.python_small_upload),
             ("python client uploads a 5 MB file in 1 MiB messages", self.python_large_upload),
+            ("python client Reads the 5 MB file whole, a range and its last bytes", self.python_read),
+            ("grpcurl Read of the last 5 bytes, then past the end: OUT_OF_RANGE", self.grpcurl_read),
             ("grpcurl SignedUrl gives a URL that downloads the document", self.grpcurl_signed_url),
             ("grpcurl uploads hello.txt from a JSON message on stdin", self.grpcurl_upload),
             ("grpcurl Thumbnail of width 0 shows INVALID_ARGUMENT, details", self.thumbnail_error),
@@ -376,6 +404,45 @@ class Checks:
         expect_document(document, "random.bin", data, self.owner)
         got = download(self.client.signed_url(document.id))
         expect(got == data, f"downloaded {len(got)} bytes that differ from the upload")
+        self.large, self.large_doc = data, document
+
+    def python_read(self):
+        expect(self.large_doc is not None, "no document: the 5 MB upload failed")
+        data, document, size = self.large, self.large_doc, len(self.large)
+        cases = [  # (read_offset, read_limit) -> the bytes they name
+            ((0, 0), (0, size)),
+            ((MIB + 3, 1000), (MIB + 3, MIB + 1003)),
+            ((-4321, 0), (size - 4321, size)),
+        ]
+        for (offset, limit), (start, end) in cases:
+            first, got, count = self.client.read(document.id, offset, limit)
+            what = f"Read offset {offset}, limit {limit}"
+            expect(first.document.id == document.id, f"{what}: document {first.document.id!r}")
+            span = (first.content_range.start, first.content_range.end,
+                    first.content_range.complete_length)
+            expect(span == (start, end, size), f"{what}: range {span}, expected {(start, end, size)}")
+            expect(got == data[start:end], f"{what}: {len(got)} bytes that differ from the upload")
+            if (start, end) == (0, size):
+                expect(count > 1, f"the whole file came in {count} message(s)")
+
+    def grpcurl_read(self):
+        expect(self.small_doc is not None, "no document: the small upload failed")
+        size = len(self.small)
+        request = json.dumps({"document_id": self.small_doc.id, "read_offset": -5})
+        result = self.grpcurl.call("Read", request)
+        expect(result.code == 0, f"exit {result.code}: {result.text.strip()}")
+        messages = json_messages(result.out)
+        expect(len(messages) == 1, f"{len(messages)} messages for 5 bytes")
+        span = messages[0].get("contentRange", {})
+        expected = {"start": str(size - 5), "end": str(size), "completeLength": str(size)}
+        expect(span == expected, f"contentRange {span}, expected {expected}")
+        got = base64.b64decode(messages[0].get("data", ""))
+        expect(got == self.small[-5:], f"data {got!r}, expected {self.small[-5:]!r}")
+        past = json.dumps({"document_id": self.small_doc.id, "read_offset": size + 1})
+        result = self.grpcurl.call("Read", past)
+        expect(result.code != 0, "grpcurl read past the end of the file")
+        for needed in ("Code: OutOfRange", '"READ_OFFSET_OUT_OF_RANGE"', '"field":"read_offset"'):
+            expect(needed in result.text, f"{needed!r} missing from:\n{result.text.strip()}")
 
     def grpcurl_signed_url(self):
         expect(self.small_doc is not None, "no document: the small upload failed")

@@ -5,6 +5,7 @@ mod cli;
 mod faults;
 mod files;
 mod metadata;
+mod ranges;
 mod transform;
 mod transform_chain;
 mod upload;

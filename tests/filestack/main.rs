@@ -1,6 +1,8 @@
 //! The Filestack client against the real emulator, over HTTP on port 0
-//! (`support::emulator::TestEmulator`).
+//! (`support::emulator::TestEmulator`): uploads, the File API, ranged reads and
+//! transport faults.
 
 mod faults;
 mod files;
+mod read;
 mod upload;

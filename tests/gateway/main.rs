@@ -9,6 +9,7 @@ mod documents;
 mod events;
 mod faults;
 mod lost_answers;
+mod read;
 mod resumable;
 mod secrets;
 mod service;

@@ -212,7 +212,7 @@ async fn fp_delete_for_a_registered_handle_removes_the_document() {
 }
 
 #[tokio::test]
-async fn fp_overwrite_updates_the_documents_size_and_type() {
+async fn fp_overwrite_updates_the_documents_size_and_type_and_forgets_its_hash() {
     let gw = TestGateway::start().await;
     let doc = upload(&gw, "alice", "a.bin").await;
     let cached = gw.read_until_cached("alice", &doc.id).await;
@@ -228,6 +228,8 @@ async fn fp_overwrite_updates_the_documents_size_and_type() {
     let got = gw.get_document("alice", &doc.id).await.expect("get");
     assert_eq!(got.size_bytes, 12345);
     assert_eq!(got.content_type, "text/plain");
+    assert!(!cached.sha256.is_empty());
+    assert_eq!(got.sha256, "", "the hash was of the bytes replaced");
     gw.stop().await;
 }
 

@@ -182,6 +182,21 @@ impl TestEmulator {
         self.get_ok(&url.url).await
     }
 
+    /// Replaces the content of `handle` through the File API, as a client
+    /// with a `write` policy would (behind a gateway's back).
+    pub async fn overwrite(&self, handle: &str, bytes: Vec<u8>) {
+        let write = self.sign(&policy(&[Call::Write]).with_handle(handle));
+        let response = self
+            .http
+            .post(format!("{}/api/file/{handle}", self.base_url))
+            .query(&query(&write))
+            .body(bytes)
+            .send()
+            .await
+            .expect("emulator reachable");
+        assert_eq!(response.status(), 200, "overwritten");
+    }
+
     /// Arms a fault (`POST /_emulator/faults`).
     pub async fn fault(&self, spec: Value) {
         let (status, answer) = self.post_json("/_emulator/faults", &spec).await;

@@ -99,6 +99,30 @@ pub fn thumb(id: &str, width: i32, height: i32) -> pb::ThumbnailRequest {
     }
 }
 
+/// What a Read stream delivered, up to its end or its error.
+#[derive(Debug, Default)]
+pub struct ReadOutcome {
+    /// The first message's document and range.
+    pub document: Option<pb::Document>,
+    pub range: Option<pb::ContentRange>,
+    /// Every byte received, in order.
+    pub bytes: Vec<u8>,
+    /// The size of each message's data, in order.
+    pub message_sizes: Vec<usize>,
+    /// Messages after the first that carried a document or a range.
+    pub repeated_headers: usize,
+    /// The status the stream ended with, if not OK.
+    pub error: Option<Status>,
+}
+
+impl ReadOutcome {
+    /// `(start, end, complete_length)` of the range the first message gave.
+    pub fn span(&self) -> (i64, i64, i64) {
+        let range = self.range.as_ref().expect("a range in the first message");
+        (range.start, range.end, range.complete_length)
+    }
+}
+
 fn ttl(seconds: Option<i64>) -> Option<prost_types::Duration> {
     seconds.map(|seconds| prost_types::Duration { seconds, nanos: 0 })
 }
@@ -310,6 +334,60 @@ pub trait Rpc {
         let request = self.request(sub, pb::WhoAmIRequest {});
         let response = self.client().await.who_am_i(request).await?;
         Ok(response.into_inner().owner)
+    }
+
+    /// Read of `read_limit` bytes from `read_offset`, gathered until the
+    /// stream ends; a call refused before any message is `Err`, as is a
+    /// stream that ends with an error.
+    async fn read(
+        &self,
+        sub: &str,
+        id: &str,
+        read_offset: i64,
+        read_limit: i64,
+    ) -> Result<ReadOutcome, Status> {
+        let outcome = self.read_outcome(sub, id, read_offset, read_limit).await?;
+        match outcome.error {
+            Some(status) => Err(status),
+            None => Ok(outcome),
+        }
+    }
+
+    /// As [`Rpc::read`], keeping what arrived before a stream's error.
+    async fn read_outcome(
+        &self,
+        sub: &str,
+        id: &str,
+        read_offset: i64,
+        read_limit: i64,
+    ) -> Result<ReadOutcome, Status> {
+        let request = pb::ReadRequest {
+            document_id: id.into(),
+            read_offset,
+            read_limit,
+        };
+        let mut client = self.client().await;
+        let mut stream = client.read(self.request(sub, request)).await?.into_inner();
+        let mut outcome = ReadOutcome::default();
+        loop {
+            match stream.message().await {
+                Ok(Some(message)) => {
+                    if outcome.message_sizes.is_empty() {
+                        outcome.document = message.document;
+                        outcome.range = message.content_range;
+                    } else if message.document.is_some() || message.content_range.is_some() {
+                        outcome.repeated_headers += 1;
+                    }
+                    outcome.message_sizes.push(message.data.len());
+                    outcome.bytes.extend_from_slice(&message.data);
+                }
+                Ok(None) => return Ok(outcome),
+                Err(status) => {
+                    outcome.error = Some(status);
+                    return Ok(outcome);
+                }
+            }
+        }
     }
 
     /// WatchEvents after the event id `after`.
