@@ -346,6 +346,7 @@ class Checks:
             ("python client uploads a small file in one message", self.python_small_upload),
             ("python client uploads a 5 MB file in 1 MiB messages", self.python_large_upload),
             ("python client Reads the 5 MB file whole, a range and its last bytes", self.python_read),
+            ("python client resumes an upload from QueryUpload's persisted bytes", self.python_resumed_upload),
             ("grpcurl Read of the last 5 bytes, then past the end: OUT_OF_RANGE", self.grpcurl_read),
             ("grpcurl SignedUrl gives a URL that downloads the document", self.grpcurl_signed_url),
             ("grpcurl uploads hello.txt from a JSON message on stdin", self.grpcurl_upload),
@@ -443,6 +444,49 @@ class Checks:
         expect(result.code != 0, "grpcurl read past the end of the file")
         for needed in ("Code: OutOfRange", '"READ_OFFSET_OUT_OF_RANGE"', '"field":"read_offset"'):
             expect(needed in result.text, f"{needed!r} missing from:\n{result.text.strip()}")
+
+    def python_resumed_upload(self):
+        pb = self.client.pb
+        data = os.urandom(8 * MIB + 1000)
+        spec = pb.UploadSpec(filename="resumed.bin", size_bytes=len(data),
+                             sha256=hashlib.sha256(data).hexdigest())
+        started = self.client.call("StartUpload", pb.StartUploadRequest(spec=spec))
+        upload_id = started.upload_id
+        part = started.part_size_bytes
+        expect(part == 8 * MIB, f"part size {part}")
+
+        def stream(offset, end):
+            messages = [pb.UploadRequest(write_offset=at, data=data[at:min(at + MIB, end)])
+                        for at in range(offset, end, MIB)] or [pb.UploadRequest()]
+            messages[0].upload_id = upload_id
+            messages[0].write_offset = offset
+            return self.client.stub.Upload(iter(messages), metadata=self.client.metadata,
+                                           timeout=CALL_TIMEOUT_S)
+
+        # A first stream that stops inside the second part: one part persisted.
+        reply = stream(0, part + 500)
+        expect(not reply.HasField("document"), "a document before the file was sent")
+        expect(reply.persisted_bytes == part, f"persisted {reply.persisted_bytes}")
+        query = self.client.call("QueryUpload", pb.QueryUploadRequest(upload_id=upload_id))
+        expect(query.persisted_bytes == part and query.size_bytes == len(data), f"{query}")
+        try:
+            stream(0, len(data))
+            raise CheckFailed("a resume at offset 0 was accepted")
+        except grpc.RpcError as error:
+            expect(error.code() == grpc.StatusCode.OUT_OF_RANGE, f"wrong offset: {error.code()}")
+        reply = stream(query.persisted_bytes, len(data))
+        expect_document(reply.document, "resumed.bin", data, self.owner)
+        got = download(self.client.signed_url(reply.document.id))
+        expect(got == data, f"downloaded {len(got)} bytes that differ from the upload")
+        query = self.client.call("QueryUpload", pb.QueryUploadRequest(upload_id=upload_id))
+        expect(query.document.id == reply.document.id, "QueryUpload names the document")
+        try:
+            self.other_client.call("QueryUpload", pb.QueryUploadRequest(upload_id=upload_id))
+            raise CheckFailed("another owner can query the upload")
+        except grpc.RpcError as error:
+            expect(error.code() == grpc.StatusCode.NOT_FOUND, f"other owner: {error.code()}")
+        # The checks that follow count the documents: this one leaves none.
+        self.client.call("Delete", pb.DeleteRequest(document_id=reply.document.id))
 
     def grpcurl_signed_url(self):
         expect(self.small_doc is not None, "no document: the small upload failed")
