@@ -306,12 +306,14 @@ impl Gateway {
                 persisted: session.persisted,
             });
         }
-        let writer = UploadId::generate().as_str().to_owned();
-        self.claim(owner, id, &writer, offset).await?;
+        // Admitted first: a stream that must wait for room does not take
+        // the upload from one that is writing.
         let admitted = self
             .admission
             .admit(Some(session.size - session.persisted))
             .await?;
+        let writer = UploadId::generate().as_str().to_owned();
+        self.claim(owner, id, &writer, offset).await?;
         if let Err(error) = self.write_parts(&mut session, &writer, bytes).await {
             // A part refused because a newer stream finished or the upload
             // was cancelled meanwhile says so, not "not found at Filestack".
