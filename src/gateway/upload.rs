@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::db::{DocumentRow, InsertOutcome};
-use crate::filestack::{FilestackError, Sha256Check, StoredFile, UploadSpec};
+use crate::filestack::{FilestackError, PendingComplete, Sha256Check, StoredFile, UploadSpec};
 use crate::gateway::admission::Admitted;
 use crate::gateway::domain::{ContentType, DocumentId, Filename, OwnerId, RequestId, Sha256Hex};
 use crate::gateway::error::GatewayError;
@@ -133,7 +133,7 @@ impl Gateway {
         bytes: CheckedBytes,
         admitted: Admitted,
     ) -> Result<DocumentRow, GatewayError> {
-        let mut journal =
+        let journal =
             UploadJournal::open(self, owner, &spec.filename, admitted, Protocol::Multipart).await?;
         let outcome = Arc::new(Mutex::new(StreamOutcome::default()));
         let upload_spec = self.filestack_spec(&spec, journal.storage_path());
@@ -157,7 +157,7 @@ impl Gateway {
                 return Err(upload_error(error));
             }
         };
-        let (Some(received), Some(_)) = (received, parts.sha256) else {
+        let (Some(received), Some(sha256)) = (received, parts.sha256) else {
             journal
                 .abandon("the stream ended without its size or checksum")
                 .await;
@@ -165,13 +165,30 @@ impl Gateway {
                 "the upload finished without the stream's size or SHA-256"
             )));
         };
-        if let Err(error) = journal.completing(&parts.pending).await {
+        self.complete_and_record(owner, spec, journal, &parts.pending, sha256, received)
+            .await
+    }
+
+    /// The end of every multipart upload, plain or resumable: records the
+    /// `complete` request in the journal, sends it, and records the stored
+    /// file (whose bytes hashed to `sha256`) as a document. A failure
+    /// settles the journal entry as its stage requires.
+    async fn complete_and_record(
+        &self,
+        owner: &OwnerId,
+        spec: CheckedSpec,
+        mut journal: UploadJournal,
+        pending: &PendingComplete,
+        sha256: [u8; 32],
+        received: u64,
+    ) -> Result<DocumentRow, GatewayError> {
+        if let Err(error) = journal.completing(pending).await {
             journal
                 .abandon("the journal could not record the upload before complete")
                 .await;
             return Err(error);
         }
-        let stored = match self.filestack.complete(&parts.pending).await {
+        let stored = match self.filestack.complete(pending).await {
             Ok(stored) => stored,
             Err(error @ FilestackError::OutcomeUnknown(_)) => {
                 journal.abandon("complete's outcome is unknown").await;
@@ -185,7 +202,7 @@ impl Gateway {
         };
         journal.stored(&stored.handle);
         let stored = StoredFile {
-            sha256: parts.sha256,
+            sha256: Some(sha256),
             ..stored
         };
         self.record_stored(owner, spec, stored, received, journal)

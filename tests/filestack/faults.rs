@@ -78,8 +78,8 @@ async fn a_complete_that_keeps_answering_202_gives_up_after_the_complete_timeout
     assert_eq!(emulator.stats().await.stored_files(), 0);
 }
 
-#[tokio::test]
-async fn a_closed_port_is_unavailable_and_the_error_names_no_url() {
+/// A client of a port nobody listens on, retrying fast.
+async fn closed_port_client() -> FilestackClient {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -89,7 +89,12 @@ async fn a_closed_port_is_unavailable_and_the_error_names_no_url() {
         FilestackConfig::emulator(&format!("http://{addr}"), "key", Secret::new("secret"));
     config.retry.base_delay = Duration::from_millis(1);
     config.retry.max_delay = Duration::from_millis(5);
-    let client = FilestackClient::new(config).expect("valid config");
+    FilestackClient::new(config).expect("valid config")
+}
+
+#[tokio::test]
+async fn a_closed_port_is_unavailable_and_the_error_names_no_url() {
+    let client = closed_port_client().await;
     let error = client
         .delete("AbCdEfGhIjKlMnOpQrSt")
         .await
@@ -270,16 +275,7 @@ async fn a_store_is_sent_again_only_when_it_cannot_have_stored_the_file() {
 
 #[tokio::test]
 async fn a_store_to_a_closed_port_is_retried_then_unavailable_without_an_unknown_outcome() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    drop(listener);
-    let mut config =
-        FilestackConfig::emulator(&format!("http://{addr}"), "key", Secret::new("secret"));
-    config.retry.base_delay = Duration::from_millis(1);
-    config.retry.max_delay = Duration::from_millis(5);
-    let client = FilestackClient::new(config).expect("valid config");
+    let client = closed_port_client().await;
     let error = client
         .store(bytes::Bytes::from_static(b"nowhere"), &spec(7))
         .await

@@ -10,12 +10,10 @@ use filegate::pb::v1 as pb;
 use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
 use support::content::data;
 use support::gateway::TestGateway;
-use support::rpc::{Rpc, data_message, reason, spec, spec_message};
+use support::rpc::{OpenUpload, Rpc, data_message, reason, spec, spec_message};
 use support::{MIB, poll_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 use tonic_health::pb::HealthCheckRequest;
@@ -106,39 +104,9 @@ async fn upload(
     Ok(response.into_inner().document.expect("document"))
 }
 
-/// An upload whose spec is sent and whose data the test sends later; the
-/// call runs in a task.
-struct OpenUpload {
-    tx: mpsc::Sender<pb::UploadRequest>,
-    call: tokio::task::JoinHandle<Result<pb::Document, tonic::Status>>,
-}
-
+/// An Upload of `size` declared bytes on `client`'s connection, its spec sent.
 async fn open_upload(gw: &TestGateway, client: &Client, size: usize) -> OpenUpload {
-    let (tx, rx) = mpsc::channel(4);
-    tx.send(sized_spec(size)).await.expect("queued");
-    let request = gw.request("alice", ReceiverStream::new(rx));
-    let mut client = client.clone();
-    let call = tokio::spawn(async move {
-        client
-            .upload(request)
-            .await
-            .map(|r| r.into_inner().document.expect("document"))
-    });
-    OpenUpload { tx, call }
-}
-
-impl OpenUpload {
-    /// Sends the rest of the file and the end of the stream; the result.
-    async fn finish(self, bytes: &[u8]) -> Result<pb::Document, tonic::Status> {
-        for chunk in bytes.chunks(MIB) {
-            self.tx.send(data_message(chunk)).await.expect("queued");
-        }
-        drop(self.tx);
-        tokio::time::timeout(PATIENCE, self.call)
-            .await
-            .expect("the upload ends in time")
-            .expect("upload task")
-    }
+    OpenUpload::open(gw, client, "alice", vec![sized_spec(size)]).await
 }
 
 fn assert_refused(status: &tonic::Status, code: Code, expected_reason: &str) {

@@ -7,9 +7,7 @@ use serde_json::json;
 use support::MIB;
 use support::content::{data, one_chunk};
 use support::gateway::TestGateway;
-use support::rpc::{Rpc, data_message, messages, reason, spec, spec_message};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use support::rpc::{OpenUpload, Rpc, data_message, messages, reason, spec, spec_message};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -19,25 +17,11 @@ async fn upload_all(gw: &TestGateway, bytes: &[u8]) -> Result<pb::Document, toni
     gw.upload_stream("alice", messages(spec, bytes, MIB)).await
 }
 
-/// An upload whose messages the test sends one by one; the call runs in a task.
-struct OpenUpload {
-    tx: mpsc::Sender<pb::UploadRequest>,
-    call: tokio::task::JoinHandle<Result<pb::Document, tonic::Status>>,
-}
-
+/// An Upload of `size` declared bytes, its spec sent.
 async fn open_upload(gw: &TestGateway, size: usize) -> OpenUpload {
-    let (tx, rx) = mpsc::channel(4);
-    let spec = spec("slow.bin", Some(size as i64));
-    tx.send(spec_message(spec)).await.unwrap();
-    let mut client = gw.client().await;
-    let request = gw.request("alice", ReceiverStream::new(rx));
-    let call = tokio::spawn(async move {
-        client
-            .upload(request)
-            .await
-            .map(|r| r.into_inner().document.expect("document"))
-    });
-    OpenUpload { tx, call }
+    let client = gw.client().await;
+    let first = vec![spec_message(spec("slow.bin", Some(size as i64)))];
+    OpenUpload::open(gw, &client, "alice", first).await
 }
 
 /// `(documents, stored files, journal entries)`.

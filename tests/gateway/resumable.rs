@@ -12,9 +12,7 @@ use support::gateway::TestGateway;
 use support::poll_until;
 use support::postgres::PostgresDatabase;
 use support::process::ServedGateway;
-use support::rpc::{Rpc, field, reason, resume_messages, spec};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use support::rpc::{OpenUpload, Rpc, field, reason, resume_messages, spec};
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -133,20 +131,15 @@ async fn a_broken_stream_keeps_every_part_filestack_acknowledged() {
         .await
         .expect("started");
     let id = started.upload_id.clone();
-    let (tx, rx) = mpsc::channel(4);
-    let request = gw.request("alice", ReceiverStream::new(rx));
-    let mut client = gw.client().await;
-    let call = tokio::spawn(async move { client.upload(request).await });
-    for message in resume_messages(&id, 0, &bytes[..2 * PART + MIB], MIB) {
-        tx.send(message).await.expect("sent");
-    }
+    let first = resume_messages(&id, 0, &bytes[..2 * PART + MIB], MIB);
+    let open = OpenUpload::open(&gw, &gw.client().await, "alice", first).await;
     // Both whole parts are acknowledged, then the call is reset.
     poll_until(Duration::from_secs(20), "two parts persisted", || async {
         persisted(&gw, &id).await == 2 * PART as u64
     })
     .await;
-    call.abort();
-    drop(tx);
+    open.call.abort();
+    drop(open.tx);
     let doc = gw
         .resume_upload("alice", &id, 2 * PART as u64, &bytes[2 * PART..], MIB)
         .await
@@ -278,13 +271,8 @@ async fn a_newer_stream_takes_over_and_the_older_one_stops() {
         .await
         .expect("started")
         .upload_id;
-    let (tx, rx) = mpsc::channel(4);
-    let request = gw.request("alice", ReceiverStream::new(rx));
-    let mut client = gw.client().await;
-    let older = tokio::spawn(async move { client.upload(request).await });
-    for message in resume_messages(&id, 0, &bytes[..PART], MIB) {
-        tx.send(message).await.expect("sent");
-    }
+    let first = resume_messages(&id, 0, &bytes[..PART], MIB);
+    let older = OpenUpload::open(&gw, &gw.client().await, "alice", first).await;
     poll_until(
         Duration::from_secs(20),
         "the older stream persisted a part",
@@ -305,12 +293,12 @@ async fn a_newer_stream_takes_over_and_the_older_one_stops() {
             write_offset: 0,
             ..message
         };
-        if tx.send(message).await.is_err() {
+        if older.tx.send(message).await.is_err() {
             break;
         }
     }
-    drop(tx);
-    let status = older.await.expect("joined").unwrap_err();
+    drop(older.tx);
+    let status = older.call.await.expect("joined").unwrap_err();
     assert_status(&status, Code::Aborted, "UPLOAD_TAKEN_OVER");
     assert!(gw.download("alice", &doc.id).await == bytes);
     assert_eq!(gw.stored_files().await, 1);
@@ -363,20 +351,15 @@ async fn a_stream_broken_by_a_killed_replica_resumes_on_another() {
         .await
         .expect("started on A")
         .upload_id;
-    let (tx, rx) = mpsc::channel(4);
-    let request = a.request("alice", ReceiverStream::new(rx));
-    let mut client = a.client().await;
-    let call = tokio::spawn(async move { client.upload(request).await });
-    for message in resume_messages(&id, 0, &bytes[..PART + 3 * MIB], MIB) {
-        tx.send(message).await.expect("sent");
-    }
+    let first = resume_messages(&id, 0, &bytes[..PART + 3 * MIB], MIB);
+    let open = OpenUpload::open(&a, &a.client().await, "alice", first).await;
     poll_until(Duration::from_secs(20), "A persisted a part", || async {
         persisted(&b, &id).await == PART as u64
     })
     .await;
     a.child.start_kill().unwrap();
     a.child.wait().await.unwrap();
-    assert!(call.await.unwrap().is_err(), "the stream died with A");
+    assert!(open.call.await.unwrap().is_err(), "the stream died with A");
     let status = b
         .resume_upload("alice", &id, 0, &bytes, MIB)
         .await

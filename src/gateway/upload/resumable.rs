@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use crate::db::{DocumentRow, Persisted, SessionRow};
-use crate::filestack::{FilestackError, MultipartSession, PartEtag, StoredFile};
+use crate::filestack::{FilestackError, MultipartSession, PartEtag};
 use crate::gateway::domain::{ContentType, Filename, OwnerId, RequestId, Sha256Hex, UploadId};
 use crate::gateway::error::GatewayError;
 use crate::gateway::journal::{UploadJournal, storage_path};
@@ -344,29 +344,11 @@ impl Gateway {
             self.db.session_remove(id.as_str()).await?;
             return Err(GatewayError::ChecksumMismatch);
         }
-        let mut journal = UploadJournal::adopt(self, owner, id, admitted);
+        let journal = UploadJournal::adopt(self, owner, id, admitted);
         let pending = session.multipart.pending(session.parts.clone());
         self.claim(owner, id, &writer, session.size).await?;
-        journal.completing(&pending).await?;
-        let stored = match self.filestack.complete(&pending).await {
-            Ok(stored) => stored,
-            Err(error @ FilestackError::OutcomeUnknown(_)) => {
-                journal.abandon("complete's outcome is unknown").await;
-                return Err(upload_error(error));
-            }
-            Err(error) => {
-                journal.nothing_stored();
-                journal.abandon("Filestack refused complete").await;
-                return Err(upload_error(error));
-            }
-        };
-        journal.stored(&stored.handle);
-        let stored = StoredFile {
-            sha256: Some(digest),
-            ..stored
-        };
         let row = self
-            .record_stored(owner, session.spec.clone(), stored, session.size, journal)
+            .complete_and_record(owner, session.spec, journal, &pending, digest, session.size)
             .await?;
         tracing::info!(upload_id = id.as_str(), document_id = %row.id, "resumable upload finished");
         Ok(Written::Finished(Box::new(row)))

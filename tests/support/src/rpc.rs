@@ -423,3 +423,46 @@ pub fn resume_messages(
     messages[0].write_offset = offset as i64;
     messages
 }
+
+/// An Upload whose messages the test sends one at a time, the call running
+/// in a task: to hold an upload open, cut it, or race it with others.
+pub struct OpenUpload {
+    pub tx: tokio::sync::mpsc::Sender<pb::UploadRequest>,
+    pub call: tokio::task::JoinHandle<Result<pb::Document, Status>>,
+}
+
+impl OpenUpload {
+    /// Opens an Upload as `sub` on `client`'s connection and sends `first`.
+    pub async fn open(
+        rpc: &impl Rpc,
+        client: &GatewayClient,
+        sub: &str,
+        first: Vec<pb::UploadRequest>,
+    ) -> OpenUpload {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let request = rpc.request(sub, tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut client = client.clone();
+        let call = tokio::spawn(async move {
+            let response = client.upload(request).await?.into_inner();
+            response
+                .document
+                .ok_or_else(|| Status::internal("the answer has no document"))
+        });
+        for message in first {
+            tx.send(message).await.expect("queued");
+        }
+        OpenUpload { tx, call }
+    }
+
+    /// Sends `bytes` and the end of the stream; the call's result.
+    pub async fn finish(self, bytes: &[u8]) -> Result<pb::Document, Status> {
+        for chunk in bytes.chunks(MIB) {
+            self.tx.send(data_message(chunk)).await.expect("queued");
+        }
+        drop(self.tx);
+        tokio::time::timeout(std::time::Duration::from_secs(15), self.call)
+            .await
+            .expect("the upload ends in time")
+            .expect("upload task")
+    }
+}
