@@ -23,6 +23,7 @@ use tonic::transport::server::Router as GrpcRouter;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity, Stack};
 
 use crate::db::{CacheOptions, Database};
 use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
@@ -30,6 +31,8 @@ use crate::filestack::{FilestackClient, FilestackConfig};
 use crate::gateway::Gateway;
 use crate::gateway::admission::{UploadAdmission, UploadBuffers};
 use crate::gateway::auth::Authenticator;
+use crate::gateway::compression;
+use crate::gateway::deadline::DeadlineLayer;
 use crate::gateway::events::{self, EventFeed};
 use crate::gateway::http::{Gauges, serve_http};
 use crate::gateway::listener::{self, Connections, GuardedListener, Handshake, ListenerLimits};
@@ -410,10 +413,19 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 fn grpc_server(
     gateway: Arc<Gateway>,
     health: HealthServer<impl Health>,
-) -> anyhow::Result<GrpcRouter> {
-    let service = FileGatewayServiceServer::new(GatewayService::new(gateway))
+) -> anyhow::Result<
+    GrpcRouter<Stack<DeadlineLayer, Stack<compression::PlainStreamingResponses, Identity>>>,
+> {
+    let mut service = FileGatewayServiceServer::new(GatewayService::new(gateway))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let mut health = health;
+    for encoding in compression::ENCODINGS {
+        service = service
+            .accept_compressed(encoding)
+            .send_compressed(encoding);
+        health = health.accept_compressed(encoding);
+    }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
@@ -425,6 +437,8 @@ fn grpc_server(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     Ok(Server::builder()
+        .layer(compression::plain_streaming_responses_layer())
+        .layer(DeadlineLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))

@@ -76,6 +76,8 @@ pub enum GatewayError {
     IdleTimeout(Duration),
     #[error("the call did not finish within {0:?}")]
     CallTimeout(Duration),
+    #[error("the caller's deadline ({0:?}) passed")]
+    DeadlineExceeded(Duration),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -150,6 +152,7 @@ impl GatewayError {
             GatewayError::Unavailable { reason, .. } => (Code::Unavailable, reason),
             GatewayError::IdleTimeout(_) => (Code::DeadlineExceeded, "UPLOAD_IDLE_TIMEOUT"),
             GatewayError::CallTimeout(_) => (Code::DeadlineExceeded, "CALL_TIMEOUT"),
+            GatewayError::DeadlineExceeded(_) => (Code::DeadlineExceeded, "DEADLINE_EXCEEDED"),
             GatewayError::Internal(_) => (Code::Internal, "INTERNAL"),
         }
     }

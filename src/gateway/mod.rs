@@ -9,7 +9,9 @@
 pub mod admission;
 pub mod app;
 pub mod auth;
+pub mod compression;
 mod convert;
+pub mod deadline;
 mod documents;
 pub mod domain;
 mod drain;

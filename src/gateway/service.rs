@@ -18,7 +18,7 @@ use crate::gateway::listener::{ConnectionInfo, UploadOnConnection};
 use crate::gateway::read::ReadSpec;
 use crate::gateway::upload::grpc::{OpenedUpload, checked_spec, open_upload};
 use crate::gateway::upload::resumable::Written;
-use crate::gateway::{Gateway, convert, events};
+use crate::gateway::{Gateway, compression, convert, events};
 use crate::pb::v1 as pb;
 use crate::pb::v1::file_gateway_service_server::FileGatewayService;
 
@@ -102,6 +102,19 @@ async fn respond<T>(
     }
     .instrument(span)
     .await
+}
+
+/// [`respond`] for a call with one answer, which is compressed (when the
+/// client accepts it) only if that pays.
+async fn respond_unary<M: prost::Message>(
+    gateway: &Gateway,
+    span: Span,
+    deadline: Deadline,
+    operation: impl Future<Output = Result<M, GatewayError>>,
+) -> Result<Response<M>, Status> {
+    respond(gateway, span, deadline, operation)
+        .await
+        .map(compression::compress_if_it_pays)
 }
 
 /// Parses a document id, recorded on the call's span first (even when
@@ -205,7 +218,7 @@ impl FileGatewayService for GatewayService {
         request: Request<Streaming<pb::UploadRequest>>,
     ) -> Result<Response<pb::UploadResponse>, Status> {
         let gateway = &self.gateway;
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("Upload"),
             Deadline::Stream,
@@ -258,7 +271,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::StartUploadRequest>,
     ) -> Result<Response<pb::StartUploadResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("StartUpload"),
             self.call_deadline(),
@@ -285,7 +298,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::QueryUploadRequest>,
     ) -> Result<Response<pb::QueryUploadResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("QueryUpload"),
             self.call_deadline(),
@@ -308,7 +321,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::CancelUploadRequest>,
     ) -> Result<Response<pb::CancelUploadResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("CancelUpload"),
             self.call_deadline(),
@@ -326,7 +339,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::SignedUrlRequest>,
     ) -> Result<Response<pb::SignedUrlResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("SignedUrl"),
             self.call_deadline(),
@@ -346,7 +359,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::ThumbnailRequest>,
     ) -> Result<Response<pb::ThumbnailResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("Thumbnail"),
             self.call_deadline(),
@@ -367,7 +380,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("Delete"),
             self.call_deadline(),
@@ -386,7 +399,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::RegisterHandleRequest>,
     ) -> Result<Response<pb::RegisterHandleResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("RegisterHandle"),
             self.call_deadline(),
@@ -413,7 +426,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::MetadataRequest>,
     ) -> Result<Response<pb::MetadataResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("Metadata"),
             self.call_deadline(),
@@ -433,7 +446,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::GetDocumentRequest>,
     ) -> Result<Response<pb::GetDocumentResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("GetDocument"),
             self.call_deadline(),
@@ -454,7 +467,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::ListDocumentsRequest>,
     ) -> Result<Response<pb::ListDocumentsResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("ListDocuments"),
             self.call_deadline(),
@@ -493,7 +506,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::UploadPolicyRequest>,
     ) -> Result<Response<pb::UploadPolicyResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("UploadPolicy"),
             self.call_deadline(),
@@ -522,7 +535,7 @@ impl FileGatewayService for GatewayService {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        respond(
+        respond_unary(
             &self.gateway,
             rpc_span("WhoAmI"),
             self.call_deadline(),

@@ -2,6 +2,7 @@
 //! (`support::gateway::TestGateway`), or as the `filegate serve` binary.
 
 mod bad_input;
+mod compression;
 mod concurrency;
 mod connections;
 mod crash;

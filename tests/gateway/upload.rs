@@ -1,5 +1,6 @@
 //! Upload through the real gateway (local mode, embedded emulator).
 
+use base64::Engine;
 use filegate::pb::v1 as pb;
 use filegate::pb::v1::UploadRequest;
 use support::MIB;
@@ -172,6 +173,79 @@ async fn a_retry_with_the_same_request_id_returns_the_same_document_and_stores_o
     // Another owner's key space is separate.
     let c = gw.upload_stream("bob", msgs).await.expect("bob");
     assert_ne!(a.id, c.id);
+    gw.stop().await;
+}
+
+/// A message as a gRPC frame (uncompressed).
+fn grpc_frame(message: &UploadRequest) -> Vec<u8> {
+    let payload = prost::Message::encode_to_vec(message);
+    let mut frame = vec![0];
+    frame.extend((payload.len() as u32).to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+/// The caller's deadline passes while a multipart upload waits for bytes:
+/// the server answers DEADLINE_EXCEEDED itself (a client that reads the
+/// server's status sees a deadline, not a cancellation), stops the upload,
+/// and a retry with the same request id stores the file once.
+#[tokio::test]
+async fn an_upload_past_the_callers_deadline_is_deadline_exceeded_and_leaves_nothing() {
+    let gw = TestGateway::start().await;
+    let bytes = data(12 * MIB);
+    let mut late = spec("late.bin", Some(bytes.len() as i64));
+    late.request_id = "req-late".into();
+    // Plain HTTP/2, so that the answer is the server's: a gRPC client would
+    // end the call on its own timer.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
+    tx.send(Ok(grpc_frame(&spec_message(late.clone()))))
+        .await
+        .expect("queued");
+    for chunk in bytes[..6 * MIB].chunks(MIB) {
+        tx.send(Ok(grpc_frame(&data_message(chunk))))
+            .await
+            .expect("queued");
+    }
+    let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let answer = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client")
+        .post(format!(
+            "{}/filegate.v1.FileGatewayService/Upload",
+            gw.grpc_url
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "1500m")
+        .header("authorization", format!("Bearer {}", gw.token("alice")))
+        .body(body)
+        .send()
+        .await
+        .expect("an answer before the stream ends");
+    let header = |name: &str| {
+        answer.headers()[name]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("grpc-status"), "4", "DEADLINE_EXCEEDED");
+    let details = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(header("grpc-status-details-bin").trim_end_matches('='))
+        .expect("base64 details");
+    let status = tonic::Status::with_details(Code::DeadlineExceeded, "", details.into());
+    assert_eq!(reason(&status), "DEADLINE_EXCEEDED");
+    drop(tx);
+    gw.wait_until_settled().await;
+    assert_eq!(gw.documents().await, 0);
+
+    let document = gw
+        .upload_stream("alice", messages(late, &bytes, MIB))
+        .await
+        .expect("the retry");
+    assert_eq!(document.sha256, sha256_hex(&bytes));
+    gw.wait_until_settled().await;
+    assert_eq!((gw.documents().await, gw.stored_files().await), (1, 1));
     gw.stop().await;
 }
 
