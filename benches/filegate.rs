@@ -11,10 +11,12 @@
 //!
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
 //! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
-//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|read|small|resume` runs one section (to profile it);
+//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|read|small|resume|compression` runs one section (to profile it);
 //! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
 //! (`RUST_LOG` is passed on to them).
 
+#[path = "filegate/compression.rs"]
+mod compression;
 #[path = "filegate/hashing.rs"]
 mod hashing;
 #[path = "filegate/ingest.rs"]
@@ -175,6 +177,13 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         resume = Some(resume::run(&mut client, &payload, 256 * MIB, runs).await?);
         drop(gateway);
     }
+    let mut compression = None;
+    if plan.runs("compression") {
+        let gateway = Gateway::start(dir.path(), 8, &emulator, settings, &[])?;
+        let runs = if plan.small_runs < 10 { 1 } else { 5 };
+        compression = Some(compression::run(&gateway.grpc_url, &token, &payload, runs).await?);
+        drop(gateway);
+    }
     let mut small_files = Vec::new();
     if plan.runs("small") {
         small_files = small::run(dir.path(), &payload, &token, plan.small_runs).await?;
@@ -200,6 +209,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         unary,
         small_files,
         resume,
+        compression,
         read,
         total_seconds: started.elapsed().as_secs_f64(),
     })

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use filegate::gateway::app::{CONNECTION_WINDOW_BYTES, STREAM_WINDOW_BYTES};
 use serde::Serialize;
 
+use crate::compression::CompressionResult;
 use crate::procs::CpuSnapshot;
 use crate::resume::ResumeResult;
 use crate::small::{self, SmallFileResult};
@@ -132,6 +133,7 @@ pub struct Report {
     pub unary: Vec<LevelResult>,
     pub small_files: Vec<SmallFileResult>,
     pub resume: Option<ResumeResult>,
+    pub compression: Option<CompressionResult>,
     pub read: Option<ReadResult>,
     pub total_seconds: f64,
 }
@@ -293,6 +295,10 @@ impl Report {
         if let Some(resume) = &self.resume {
             out.push('\n');
             out.push_str(&resume.line());
+        }
+        if let Some(compression) = &self.compression {
+            out.push('\n');
+            out.push_str(&compression.line());
         }
         out.push_str(&self.read_table());
         out

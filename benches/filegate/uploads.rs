@@ -10,6 +10,7 @@ use filegate::filestack::{FilestackClient, FilestackConfig, UploadSpec};
 use filegate::pb::v1::file_gateway_service_client::FileGatewayServiceClient;
 use filegate::pb::v1::{self as pb, upload_request};
 use filegate::secret::Secret;
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
@@ -23,6 +24,12 @@ const MAX_MESSAGE: usize = 8 << 20;
 /// Pseudo-random bytes, generated once and sliced without copying.
 pub struct Payload {
     bytes: Bytes,
+}
+
+impl From<Bytes> for Payload {
+    fn from(bytes: Bytes) -> Payload {
+        Payload { bytes }
+    }
 }
 
 impl Payload {
@@ -92,6 +99,12 @@ impl GatewayClient {
             client,
             authorization: format!("Bearer {token}").parse()?,
         })
+    }
+
+    /// The same client, compressing every request message with `encoding`.
+    pub fn send_compressed(mut self, encoding: CompressionEncoding) -> GatewayClient {
+        self.client = self.client.send_compressed(encoding);
+        self
     }
 
     /// `message` with the authorization metadata.
