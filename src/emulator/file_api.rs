@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::io::SeekFrom;
+use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::TryStreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -75,7 +77,11 @@ pub async fn serve_file(
             .await
             .map_err(ApiError::internal)?;
     }
-    let reader = tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024);
+    let served = state.bytes_served.clone();
+    let reader = tokio_util::io::ReaderStream::with_capacity(file.take(count), 64 * 1024)
+        .inspect_ok(move |chunk| {
+            served.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        });
     let mut response = (status, Body::from_stream(reader)).into_response();
     let kind = if download { "attachment" } else { "inline" };
     let headers = response.headers_mut();

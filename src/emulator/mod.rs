@@ -144,6 +144,7 @@ impl Emulator {
             completed: Default::default(),
             webhooks,
             host: addr.to_string(),
+            bytes_served: Default::default(),
         });
         Ok(Emulator {
             listener: KillableListener::new(tcp),

@@ -96,5 +96,6 @@ async fn stats(State(state): State<Shared>) -> Result<axum::Json<Value>, ApiErro
         "requests": state.faults.counts(),
         "webhooks_delivered": delivered,
         "webhooks_failed": failed,
+        "bytes_served": state.bytes_served.load(std::sync::atomic::Ordering::Relaxed),
     })))
 }

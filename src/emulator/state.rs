@@ -1,6 +1,7 @@
 //! The state every handler shares.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use crate::emulator::auth::Guard;
 use crate::emulator::faults::Faults;
@@ -28,6 +29,10 @@ pub struct State {
     pub webhooks: Option<Webhooks>,
     /// `127.0.0.1:PORT`, the `location_url` handed to clients.
     pub host: String,
+    /// Bytes of file content sent in download bodies (File API and CDN),
+    /// counted as each chunk is handed to the connection: a test sees how
+    /// far a reader has pulled.
+    pub bytes_served: Arc<AtomicU64>,
 }
 
 impl State {

@@ -368,10 +368,30 @@ async fn the_seventeenth_upload_on_one_connection_is_refused_while_another_conne
 }
 
 #[tokio::test]
-async fn while_draining_new_calls_get_draining_an_upload_finishes_and_watches_end() {
+async fn while_draining_new_calls_get_draining_an_upload_and_a_read_finish_and_watches_end() {
     let mut gw = TestGateway::start_with(&["--shutdown-grace-secs", "60"]).await;
     let mut client = connect(&gw).await;
     let health = HealthClient::new(gw.channel().await);
+    // A Read that has taken its first message when the drain begins.
+    let stored = data(24 * MIB);
+    let document = upload(&gw, &mut client, &stored).await.expect("stored");
+    let read = pb::ReadRequest {
+        document_id: document.id,
+        read_offset: 0,
+        read_limit: 0,
+    };
+    let mut reading = client
+        .read(gw.request("alice", read))
+        .await
+        .expect("a read")
+        .into_inner();
+    let mut read_back = reading
+        .message()
+        .await
+        .expect("a message")
+        .expect("the first")
+        .data
+        .to_vec();
     let running = open_upload(&gw, &client, 2 * MIB).await;
     running
         .tx
@@ -420,7 +440,14 @@ async fn while_draining_new_calls_get_draining_an_upload_finishes_and_watches_en
         .await
         .expect("the running upload finishes");
     assert_eq!(doc.size_bytes, 2 * MIB as i64);
-    assert_eq!(gw.documents().await, 1);
+    assert_eq!(gw.documents().await, 2);
+    while let Some(message) = reading.message().await.expect("the read goes on") {
+        read_back.extend_from_slice(&message.data);
+    }
+    assert!(
+        read_back == stored,
+        "the read in progress delivered the whole file"
+    );
     tokio::time::timeout(Duration::from_secs(5), gw.stop())
         .await
         .expect("exits once the upload finished");

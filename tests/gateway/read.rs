@@ -1,6 +1,7 @@
 //! Read: a document's bytes streamed over gRPC, whole or a range, checked
 //! against the document, through the real gateway and its emulator.
 
+use filegate::pb::v1 as pb;
 use serde_json::json;
 use support::MIB;
 use support::content::{data, sha256_hex};
@@ -273,5 +274,59 @@ async fn a_file_deleted_at_filestack_is_not_found() {
         .expect("deleted");
     let status = gw.read("alice", &id, 0, 0).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+    gw.stop().await;
+}
+
+/// `bytes_served` of the emulator once it stops growing: sampled every
+/// 100 ms until three samples in a row agree (at most 20 s).
+async fn bytes_served_when_settled(gw: &TestGateway) -> u64 {
+    let mut samples = Vec::new();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    for _ in 0..200 {
+        tick.tick().await;
+        samples.push(gw.emulator.stats().await.bytes_served());
+        if let [.., a, b, c] = samples[..] {
+            if a == b && b == c {
+                return c;
+            }
+        }
+    }
+    panic!("the emulator kept serving: {samples:?}");
+}
+
+/// A caller that stops reading holds the gateway back: it pulls from
+/// Filestack only what flow control lets through (HTTP/2 windows, socket
+/// buffers, the message being gathered), not the file; once the caller
+/// reads again, every byte arrives.
+#[tokio::test]
+async fn a_caller_that_stops_reading_stops_the_gateway_pulling_from_filestack() {
+    let gw = TestGateway::start().await;
+    let (bytes, id) = stored(&gw, 96 * MIB).await;
+    let before = gw.emulator.stats().await.bytes_served();
+    let request = gw.request(
+        "alice",
+        pb::ReadRequest {
+            document_id: id,
+            read_offset: 0,
+            read_limit: 0,
+        },
+    );
+    let mut client = gw.client().await;
+    let mut stream = client.read(request).await.expect("read").into_inner();
+    let first = stream
+        .message()
+        .await
+        .expect("a message")
+        .expect("the first");
+    let held = bytes_served_when_settled(&gw).await - before;
+    assert!(
+        held < 32 * MIB as u64,
+        "the gateway pulled {held} bytes for a caller that read one message"
+    );
+    let mut received = first.data.to_vec();
+    while let Some(message) = stream.message().await.expect("the rest") {
+        received.extend_from_slice(&message.data);
+    }
+    assert!(received == bytes, "every byte, in order");
     gw.stop().await;
 }

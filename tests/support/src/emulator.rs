@@ -399,6 +399,11 @@ impl Stats {
         self.0["pending_uploads"].as_u64().expect("pending_uploads")
     }
 
+    /// Bytes of file content sent in download bodies so far.
+    pub fn bytes_served(&self) -> u64 {
+        self.0["bytes_served"].as_u64().expect("bytes_served")
+    }
+
     /// Requests seen on `route` (0 when none).
     pub fn requests(&self, route: &str) -> u64 {
         self.0["requests"][route].as_u64().unwrap_or(0)
