@@ -23,7 +23,9 @@ use tonic::transport::server::Router as GrpcRouter;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
 use tower::layer::util::{Identity, Stack};
+use tower_http::cors::CorsLayer;
 
 use crate::db::{CacheOptions, Database};
 use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
@@ -34,6 +36,7 @@ use crate::gateway::auth::Authenticator;
 use crate::gateway::compression;
 use crate::gateway::deadline::DeadlineLayer;
 use crate::gateway::events::{self, EventFeed};
+use crate::gateway::grpc_web;
 use crate::gateway::http::{Gauges, serve_http};
 use crate::gateway::listener::{self, Connections, GuardedListener, Handshake, ListenerLimits};
 use crate::gateway::service::GatewayService;
@@ -108,6 +111,8 @@ pub struct Application {
     emulator_url: Option<String>,
     db: Database,
     shutdown_grace: Duration,
+    /// Who may call with gRPC-Web from a browser.
+    cors: CorsLayer,
 }
 
 impl Application {
@@ -117,6 +122,11 @@ impl Application {
         let args = &settings.args;
         let grpc = TcpListener::bind(args.grpc_listen).await?;
         let http = TcpListener::bind(args.http_listen).await?;
+        let mut origins = args.grpc_web_origins.clone();
+        if settings.is_local() {
+            origins.extend(own_page_origins(http.local_addr()?));
+        }
+        let cors = grpc_web::cors(&origins)?;
         let (mut filestack_config, emulator) = match &settings.local_app_secret {
             Some(app_secret) => {
                 let config = EmulatorConfig {
@@ -214,6 +224,7 @@ impl Application {
             emulator_url,
             db,
             shutdown_grace: Duration::from_secs(settings.args.shutdown_grace_secs),
+            cors,
         })
     }
 
@@ -256,6 +267,7 @@ impl Application {
             emulator,
             db,
             shutdown_grace,
+            cors,
             ..
         } = self;
         let (mut reporter, health) = tonic_health::server::health_reporter();
@@ -304,7 +316,7 @@ impl Application {
                 .with_nodelay()
                 .into_incoming();
         let goaway = CancellationToken::new();
-        let server = grpc_server(gateway.clone(), health)?
+        let server = grpc_server(gateway.clone(), health, cors)?
             .serve_with_incoming_shutdown(incoming, goaway.clone().cancelled_owned());
         tokio::pin!(server, shutdown);
         let served = tokio::select! {
@@ -408,14 +420,29 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
 }
 
+/// The layers of the gRPC server, outermost first: CORS, gRPC-Web
+/// translation, uncompressed streams, the caller's deadline.
+type GrpcLayers = Stack<
+    DeadlineLayer,
+    Stack<compression::PlainStreamingResponses, Stack<GrpcWebLayer, Stack<CorsLayer, Identity>>>,
+>;
+
+/// The origins of the page local mode serves on its HTTP listener.
+fn own_page_origins(http: SocketAddr) -> Vec<String> {
+    let mut origins = vec![format!("http://{http}")];
+    if http.ip().is_loopback() {
+        origins.push(format!("http://localhost:{}", http.port()));
+    }
+    origins
+}
+
 /// The gRPC server: the gateway's service, health and reflection, with the
-/// HTTP/2 settings above.
+/// HTTP/2 settings above, and gRPC-Web (HTTP/1.1 too) for browsers.
 fn grpc_server(
     gateway: Arc<Gateway>,
     health: HealthServer<impl Health>,
-) -> anyhow::Result<
-    GrpcRouter<Stack<DeadlineLayer, Stack<compression::PlainStreamingResponses, Identity>>>,
-> {
+    cors: CorsLayer,
+) -> anyhow::Result<GrpcRouter<GrpcLayers>> {
     let mut service = FileGatewayServiceServer::new(GatewayService::new(gateway))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -437,6 +464,9 @@ fn grpc_server(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     Ok(Server::builder()
+        .accept_http1(true)
+        .layer(cors)
+        .layer(GrpcWebLayer::new())
         .layer(compression::plain_streaming_responses_layer())
         .layer(DeadlineLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -17,6 +17,7 @@ pub mod domain;
 mod drain;
 pub mod error;
 pub mod events;
+pub mod grpc_web;
 mod http;
 pub mod journal;
 pub mod listener;

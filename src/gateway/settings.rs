@@ -27,6 +27,11 @@ pub struct ServeArgs {
     /// Address of the HTTP listener (health, webhooks).
     #[arg(long, env = "FILEGATE_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
+    /// Origins whose pages may call the gRPC listener with gRPC-Web (CORS),
+    /// comma-separated `scheme://host[:port]`, or `*` for any. None by
+    /// default; local mode adds its own HTTP listener's.
+    #[arg(long, env = "FILEGATE_GRPC_WEB_ORIGINS", value_delimiter = ',')]
+    pub grpc_web_origins: Vec<String>,
     /// Folder for the SQLite database and local-mode files.
     #[arg(long, env = "FILEGATE_DATA_DIR", default_value = "./filegate-data")]
     pub data_dir: PathBuf,
@@ -289,6 +294,8 @@ impl ServeArgs {
         self.filestack_webhook_secret = secret(self.filestack_webhook_secret);
         self.jwt_secret = secret(self.jwt_secret);
         self.jwt_public_key = self.jwt_public_key.filter(|p| !p.as_os_str().is_empty());
+        self.grpc_web_origins
+            .retain(|origin| !origin.trim().is_empty());
         self
     }
 }

@@ -9,6 +9,7 @@ mod crash;
 mod documents;
 mod events;
 mod faults;
+mod grpc_web;
 mod lost_answers;
 mod read;
 mod resumable;
