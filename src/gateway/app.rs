@@ -39,6 +39,7 @@ use crate::gateway::events::{self, EventFeed};
 use crate::gateway::grpc_web;
 use crate::gateway::http::{Gauges, serve_http};
 use crate::gateway::listener::{self, Connections, GuardedListener, Handshake, ListenerLimits};
+use crate::gateway::metrics::{GrpcMetricsLayer, Metrics};
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
 use crate::gateway::upload::MAX_CHUNK_BYTES;
@@ -113,6 +114,7 @@ pub struct Application {
     shutdown_grace: Duration,
     /// Who may call with gRPC-Web from a browser.
     cors: CorsLayer,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -225,6 +227,7 @@ impl Application {
             db,
             shutdown_grace: Duration::from_secs(settings.args.shutdown_grace_secs),
             cors,
+            metrics: Arc::new(Metrics::new()),
         })
     }
 
@@ -268,6 +271,7 @@ impl Application {
             db,
             shutdown_grace,
             cors,
+            metrics,
             ..
         } = self;
         let (mut reporter, health) = tonic_health::server::health_reporter();
@@ -298,6 +302,7 @@ impl Application {
             db: db.clone(),
             grpc: grpc_connections.clone(),
             http: http_connections.clone(),
+            metrics: metrics.clone(),
         };
         let http_listener =
             GuardedListener::new(http, Handshake::RequestHead, http_connections.clone());
@@ -316,7 +321,7 @@ impl Application {
                 .with_nodelay()
                 .into_incoming();
         let goaway = CancellationToken::new();
-        let server = grpc_server(gateway.clone(), health, cors)?
+        let server = grpc_server(gateway.clone(), health, cors, metrics.grpc_layer())?
             .serve_with_incoming_shutdown(incoming, goaway.clone().cancelled_owned());
         tokio::pin!(server, shutdown);
         let served = tokio::select! {
@@ -421,10 +426,13 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
 }
 
 /// The layers of the gRPC server, outermost first: CORS, gRPC-Web
-/// translation, uncompressed streams, the caller's deadline.
+/// translation, metrics, uncompressed streams, the caller's deadline.
 type GrpcLayers = Stack<
     DeadlineLayer,
-    Stack<compression::PlainStreamingResponses, Stack<GrpcWebLayer, Stack<CorsLayer, Identity>>>,
+    Stack<
+        compression::PlainStreamingResponses,
+        Stack<GrpcMetricsLayer, Stack<GrpcWebLayer, Stack<CorsLayer, Identity>>>,
+    >,
 >;
 
 /// The origins of the page local mode serves on its HTTP listener.
@@ -442,6 +450,7 @@ fn grpc_server(
     gateway: Arc<Gateway>,
     health: HealthServer<impl Health>,
     cors: CorsLayer,
+    metrics: GrpcMetricsLayer,
 ) -> anyhow::Result<GrpcRouter<GrpcLayers>> {
     let mut service = FileGatewayServiceServer::new(GatewayService::new(gateway))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
@@ -467,6 +476,7 @@ fn grpc_server(
         .accept_http1(true)
         .layer(cors)
         .layer(GrpcWebLayer::new())
+        .layer(metrics)
         .layer(compression::plain_streaming_responses_layer())
         .layer(DeadlineLayer)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))

@@ -1,13 +1,17 @@
 //! The HTTP listener: liveness, readiness, Prometheus metrics and the
 //! Filestack webhook endpoint.
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
 use crate::gateway::admission::UploadAdmission;
 use crate::gateway::listener::{Connections, GuardedListener};
+use crate::gateway::metrics::{Metrics, mirror};
 use crate::gateway::webhooks::WebhookReceiver;
 
 /// What `/metrics` reports.
@@ -17,6 +21,7 @@ pub(crate) struct Gauges {
     pub db: Database,
     pub grpc: Connections,
     pub http: Connections,
+    pub metrics: Arc<Metrics>,
 }
 
 pub(crate) async fn serve_http(
@@ -53,58 +58,48 @@ pub(crate) async fn serve_http(
     Ok(())
 }
 
-/// Prometheus text exposition of the gauges.
-fn metrics(gauges: &Gauges) -> String {
-    let gauge = gauges.admission.gauge();
+/// The text exposition of every metric, the gauges read now.
+fn metrics(gauges: &Gauges) -> axum::response::Response {
+    let sampled = &gauges.metrics.sampled;
+    let admission = gauges.admission.gauge();
     let cache = gauges.db.cache_stats();
-    format!(
-        "# HELP filegate_uploads_active Uploads in progress.\n\
-         # TYPE filegate_uploads_active gauge\n\
-         filegate_uploads_active {}\n\
-         # HELP filegate_upload_buffer_reserved_bytes Upload buffer budget reserved by uploads in progress.\n\
-         # TYPE filegate_upload_buffer_reserved_bytes gauge\n\
-         filegate_upload_buffer_reserved_bytes {}\n\
-         # HELP filegate_upload_buffer_budget_bytes The configured upload buffer budget.\n\
-         # TYPE filegate_upload_buffer_budget_bytes gauge\n\
-         filegate_upload_buffer_budget_bytes {}\n\
-         # HELP filegate_document_cache_hits_total Document reads served from the cache.\n\
-         # TYPE filegate_document_cache_hits_total counter\n\
-         filegate_document_cache_hits_total {}\n\
-         # HELP filegate_document_cache_misses_total Document reads that went to the database.\n\
-         # TYPE filegate_document_cache_misses_total counter\n\
-         filegate_document_cache_misses_total {}\n\
-         # HELP filegate_document_cache_entries Document rows in the cache.\n\
-         # TYPE filegate_document_cache_entries gauge\n\
-         filegate_document_cache_entries {}\n\
-         # HELP filegate_document_cache_live Whether the document cache serves rows (PostgreSQL: while listening for other replicas' changes).\n\
-         # TYPE filegate_document_cache_live gauge\n\
-         filegate_document_cache_live {}\n\
-         # HELP filegate_connections_max Connections each listener holds at most.\n\
-         # TYPE filegate_connections_max gauge\n\
-         filegate_connections_max {}\n\
-         # HELP filegate_grpc_connections_open gRPC connections open (in their handshake or served).\n\
-         # TYPE filegate_grpc_connections_open gauge\n\
-         filegate_grpc_connections_open {}\n\
-         # HELP filegate_grpc_handshake_timeouts_total gRPC connections closed for sending no HTTP/2 preface in time.\n\
-         # TYPE filegate_grpc_handshake_timeouts_total counter\n\
-         filegate_grpc_handshake_timeouts_total {}\n\
-         # HELP filegate_http_connections_open HTTP connections open (in their handshake or served).\n\
-         # TYPE filegate_http_connections_open gauge\n\
-         filegate_http_connections_open {}\n\
-         # HELP filegate_http_handshake_timeouts_total HTTP connections closed for sending no request head in time.\n\
-         # TYPE filegate_http_handshake_timeouts_total counter\n\
-         filegate_http_handshake_timeouts_total {}\n",
-        gauge.active_uploads,
-        gauge.reserved_bytes,
-        gauge.budget_bytes,
-        cache.hits,
-        cache.misses,
-        cache.entries,
-        u8::from(cache.live),
-        gauges.grpc.max(),
-        gauges.grpc.open(),
+    let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    sampled
+        .uploads_active
+        .set(signed(admission.active_uploads as u64));
+    sampled
+        .upload_buffer_reserved_bytes
+        .set(signed(admission.reserved_bytes));
+    sampled
+        .upload_buffer_budget_bytes
+        .set(signed(admission.budget_bytes));
+    mirror(&sampled.document_cache_hits, cache.hits);
+    mirror(&sampled.document_cache_misses, cache.misses);
+    sampled.document_cache_entries.set(signed(cache.entries));
+    sampled.document_cache_live.set(i64::from(cache.live));
+    sampled
+        .connections_max
+        .set(signed(gauges.grpc.max() as u64));
+    sampled
+        .grpc_connections_open
+        .set(signed(gauges.grpc.open() as u64));
+    mirror(
+        &sampled.grpc_handshake_timeouts,
         gauges.grpc.handshake_timeouts(),
-        gauges.http.open(),
+    );
+    sampled
+        .http_connections_open
+        .set(signed(gauges.http.open() as u64));
+    mirror(
+        &sampled.http_handshake_timeouts,
         gauges.http.handshake_timeouts(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        gauges.metrics.encode(),
     )
+        .into_response()
 }

@@ -21,6 +21,7 @@ pub mod grpc_web;
 mod http;
 pub mod journal;
 pub mod listener;
+pub mod metrics;
 pub mod page_token;
 mod read;
 mod service;

@@ -10,6 +10,7 @@ use flate2::write::{GzEncoder, ZlibEncoder};
 use prost::Message;
 use support::MIB;
 use support::content::{data, sha256_hex};
+use support::frames::{frame, frames};
 use support::gateway::TestGateway;
 use support::rpc::{
     GatewayClient, Rpc, field, first_message, messages, reason, resume_messages, spec, spec_message,
@@ -107,14 +108,6 @@ async fn gzip_and_deflate_requests_work_on_every_kind_of_call() {
     gw.stop().await;
 }
 
-/// A gRPC message frame: the compressed flag, the length, the payload.
-fn frame(compressed: bool, payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![u8::from(compressed)];
-    frame.extend((payload.len() as u32).to_be_bytes());
-    frame.extend(payload);
-    frame
-}
-
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(bytes).expect("gzip");
@@ -182,13 +175,10 @@ async fn raw_call(
     let response = request.send().await.expect("HTTP/2 call");
     let headers = response.headers().clone();
     let body = response.bytes().await.expect("body");
-    let mut messages = Vec::new();
-    let mut rest = &body[..];
-    while !rest.is_empty() {
-        let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
-        messages.push((rest[0] == 1, rest[5..5 + len].to_vec()));
-        rest = &rest[5 + len..];
-    }
+    let messages = frames(&body)
+        .into_iter()
+        .map(|frame| (frame.compressed(), frame.payload))
+        .collect();
     RawReply { headers, messages }
 }
 

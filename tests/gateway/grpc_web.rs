@@ -6,6 +6,7 @@ use prost::Message;
 use reqwest::header::HeaderMap;
 use support::MIB;
 use support::content::data;
+use support::frames::{frames, message_frame};
 use support::gateway::TestGateway;
 use support::rpc::{Rpc, messages, spec};
 
@@ -46,10 +47,7 @@ async fn web_call(
     request: impl Message,
     token: Option<String>,
 ) -> WebReply {
-    let payload = request.encode_to_vec();
-    let mut body = vec![0];
-    body.extend((payload.len() as u32).to_be_bytes());
-    body.extend(payload);
+    let body = message_frame(&request);
     let mut call = reqwest::Client::builder()
         .http1_only()
         .build()
@@ -66,16 +64,13 @@ async fn web_call(
     let http_status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = response.bytes().await.expect("body");
-    let (mut messages, mut trailers, mut rest) = (Vec::new(), String::new(), &body[..]);
-    while rest.len() >= 5 {
-        let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
-        let frame = &rest[5..5 + len];
-        if rest[0] & 0x80 != 0 {
-            trailers.push_str(&String::from_utf8_lossy(frame));
+    let (mut messages, mut trailers) = (Vec::new(), String::new());
+    for frame in frames(&body) {
+        if frame.trailers() {
+            trailers.push_str(&String::from_utf8_lossy(&frame.payload));
         } else {
-            messages.push(frame.to_vec());
+            messages.push(frame.payload);
         }
-        rest = &rest[5 + len..];
     }
     WebReply {
         http_status,

@@ -11,6 +11,7 @@ mod events;
 mod faults;
 mod grpc_web;
 mod lost_answers;
+mod metrics;
 mod read;
 mod resumable;
 mod secrets;

@@ -5,6 +5,7 @@ use filegate::pb::v1 as pb;
 use filegate::pb::v1::UploadRequest;
 use support::MIB;
 use support::content::{data, sha256_hex};
+use support::frames::message_frame;
 use support::gateway::TestGateway;
 use support::rpc::{Rpc, data_message, first_message, messages, reason, spec, spec_message};
 use tonic::Code;
@@ -176,15 +177,6 @@ async fn a_retry_with_the_same_request_id_returns_the_same_document_and_stores_o
     gw.stop().await;
 }
 
-/// A message as a gRPC frame (uncompressed).
-fn grpc_frame(message: &UploadRequest) -> Vec<u8> {
-    let payload = prost::Message::encode_to_vec(message);
-    let mut frame = vec![0];
-    frame.extend((payload.len() as u32).to_be_bytes());
-    frame.extend(payload);
-    frame
-}
-
 /// The caller's deadline passes while a multipart upload waits for bytes:
 /// the server answers DEADLINE_EXCEEDED itself (a client that reads the
 /// server's status sees a deadline, not a cancellation), stops the upload,
@@ -198,11 +190,11 @@ async fn an_upload_past_the_callers_deadline_is_deadline_exceeded_and_leaves_not
     // Plain HTTP/2, so that the answer is the server's: a gRPC client would
     // end the call on its own timer.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(16);
-    tx.send(Ok(grpc_frame(&spec_message(late.clone()))))
+    tx.send(Ok(message_frame(&spec_message(late.clone()))))
         .await
         .expect("queued");
     for chunk in bytes[..6 * MIB].chunks(MIB) {
-        tx.send(Ok(grpc_frame(&data_message(chunk))))
+        tx.send(Ok(message_frame(&data_message(chunk))))
             .await
             .expect("queued");
     }

@@ -10,12 +10,14 @@
 //! - [`process::ServedGateway`]: `filegate serve` as a child process.
 //! - [`postgres`]: databases on a PostgreSQL server, and when tests skip.
 //! - [`auth`], [`content`]: tokens, test bytes, images and digests.
+//! - [`frames`]: gRPC's message framing, for calls made by hand.
 
 use std::time::Duration;
 
 pub mod auth;
 pub mod content;
 pub mod emulator;
+pub mod frames;
 pub mod gateway;
 pub mod postgres;
 pub mod process;

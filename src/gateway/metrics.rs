@@ -1,0 +1,553 @@
+//! Prometheus metrics (prometheus-client), served at `/metrics` on the HTTP
+//! listener.
+//!
+//! Every gRPC call is recorded by one tower layer on the gRPC server
+//! ([`GrpcMetricsLayer`]), with the names and labels of go-grpc-prometheus
+//! that existing dashboards expect: `grpc_server_started_total`,
+//! `grpc_server_handled_total` (with `grpc_code`),
+//! `grpc_server_handling_seconds` (a histogram, from the request to the end
+//! of the response, streams included), `grpc_server_msg_received_total` and
+//! `grpc_server_msg_sent_total`, each labelled `grpc_service`,
+//! `grpc_method` and `grpc_type` (`unary`, `client_stream`,
+//! `server_stream`, `bidi_stream`). Messages are counted from the gRPC
+//! framing as bodies pass, so handlers record nothing. The gateway's own
+//! gauges (`filegate_*`) are read when scraped.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use bytes::Buf;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tonic::body::Body;
+use tonic::codegen::http;
+use tower::{Layer, Service};
+
+/// go-grpc-prometheus's default buckets (Prometheus's `DefBuckets`), in seconds.
+const HANDLING_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The server-streaming and client-streaming methods of the services
+/// served; every other method is unary.
+const STREAMING: [(&str, &str); 5] = [
+    ("/filegate.v1.FileGatewayService/Upload", "client_stream"),
+    (
+        "/filegate.v1.FileGatewayService/WatchEvents",
+        "server_stream",
+    ),
+    ("/filegate.v1.FileGatewayService/Read", "server_stream"),
+    ("/grpc.health.v1.Health/Watch", "server_stream"),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "bidi_stream",
+    ),
+];
+
+/// The labels of one RPC.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RpcLabels {
+    grpc_service: String,
+    grpc_method: String,
+    grpc_type: &'static str,
+}
+
+/// The labels of one RPC and how it ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandledLabels {
+    grpc_service: String,
+    grpc_method: String,
+    grpc_type: &'static str,
+    grpc_code: &'static str,
+}
+
+/// The gRPC server's metrics.
+#[derive(Debug)]
+struct GrpcMetrics {
+    started: Family<RpcLabels, Counter>,
+    handled: Family<HandledLabels, Counter>,
+    handling_seconds: Family<RpcLabels, Histogram>,
+    received: Family<RpcLabels, Counter>,
+    sent: Family<RpcLabels, Counter>,
+}
+
+/// Gauges read from their sources when scraped.
+#[derive(Debug, Default)]
+pub struct Sampled {
+    pub uploads_active: Gauge,
+    pub upload_buffer_reserved_bytes: Gauge,
+    pub upload_buffer_budget_bytes: Gauge,
+    pub document_cache_hits: Counter,
+    pub document_cache_misses: Counter,
+    pub document_cache_entries: Gauge,
+    pub document_cache_live: Gauge,
+    pub connections_max: Gauge,
+    pub grpc_connections_open: Gauge,
+    pub grpc_handshake_timeouts: Counter,
+    pub http_connections_open: Gauge,
+    pub http_handshake_timeouts: Counter,
+}
+
+/// The registry and the metrics recorded into it.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    grpc: Arc<GrpcMetrics>,
+    pub sampled: Sampled,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let grpc = Arc::new(GrpcMetrics {
+            started: Family::default(),
+            handled: Family::default(),
+            handling_seconds: Family::new_with_constructor(|| Histogram::new(HANDLING_BUCKETS)),
+            received: Family::default(),
+            sent: Family::default(),
+        });
+        registry.register(
+            "grpc_server_started",
+            "Total number of RPCs started on the server.",
+            grpc.started.clone(),
+        );
+        registry.register(
+            "grpc_server_handled",
+            "Total number of RPCs completed on the server, regardless of success or failure.",
+            grpc.handled.clone(),
+        );
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+            grpc.handling_seconds.clone(),
+        );
+        registry.register(
+            "grpc_server_msg_received",
+            "Total number of RPC stream messages received on the server.",
+            grpc.received.clone(),
+        );
+        registry.register(
+            "grpc_server_msg_sent",
+            "Total number of gRPC stream messages sent by the server.",
+            grpc.sent.clone(),
+        );
+        let sampled = Sampled::default();
+        sampled.register(&mut registry);
+        Metrics {
+            registry,
+            grpc,
+            sampled,
+        }
+    }
+
+    /// The layer that records every call of the gRPC server.
+    pub fn grpc_layer(&self) -> GrpcMetricsLayer {
+        GrpcMetricsLayer {
+            metrics: self.grpc.clone(),
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl Sampled {
+    fn register(&self, registry: &mut Registry) {
+        let gauges = [
+            (
+                "filegate_uploads_active",
+                "Uploads in progress.",
+                &self.uploads_active,
+            ),
+            (
+                "filegate_upload_buffer_reserved_bytes",
+                "Upload buffer budget reserved by uploads in progress.",
+                &self.upload_buffer_reserved_bytes,
+            ),
+            (
+                "filegate_upload_buffer_budget_bytes",
+                "The configured upload buffer budget.",
+                &self.upload_buffer_budget_bytes,
+            ),
+            (
+                "filegate_document_cache_entries",
+                "Document rows in the cache.",
+                &self.document_cache_entries,
+            ),
+            (
+                "filegate_document_cache_live",
+                "Whether the document cache serves rows (PostgreSQL: while listening for other replicas' changes).",
+                &self.document_cache_live,
+            ),
+            (
+                "filegate_connections_max",
+                "Connections each listener holds at most.",
+                &self.connections_max,
+            ),
+            (
+                "filegate_grpc_connections_open",
+                "gRPC connections open (in their handshake or served).",
+                &self.grpc_connections_open,
+            ),
+            (
+                "filegate_http_connections_open",
+                "HTTP connections open (in their handshake or served).",
+                &self.http_connections_open,
+            ),
+        ];
+        for (name, help, gauge) in gauges {
+            registry.register(name, help, gauge.clone());
+        }
+        let counters = [
+            (
+                "filegate_document_cache_hits",
+                "Document reads served from the cache.",
+                &self.document_cache_hits,
+            ),
+            (
+                "filegate_document_cache_misses",
+                "Document reads that went to the database.",
+                &self.document_cache_misses,
+            ),
+            (
+                "filegate_grpc_handshake_timeouts",
+                "gRPC connections closed for sending no HTTP/2 preface in time.",
+                &self.grpc_handshake_timeouts,
+            ),
+            (
+                "filegate_http_handshake_timeouts",
+                "HTTP connections closed for sending no request head in time.",
+                &self.http_handshake_timeouts,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+    }
+}
+
+/// Sets a counter that mirrors a total kept elsewhere.
+pub fn mirror(counter: &Counter, total: u64) {
+    let now = counter.get();
+    if total > now {
+        counter.inc_by(total - now);
+    }
+}
+
+/// go-grpc-prometheus's name of a status code (grpc-go's `Code.String()`).
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// The labels of the call to `path` (`/package.Service/Method`).
+fn rpc_labels(path: &str) -> RpcLabels {
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("unknown", "unknown"));
+    let grpc_type = STREAMING
+        .iter()
+        .find(|(streaming, _)| *streaming == path)
+        .map_or("unary", |(_, kind)| kind);
+    RpcLabels {
+        grpc_service: service.to_owned(),
+        grpc_method: method.to_owned(),
+        grpc_type,
+    }
+}
+
+/// Records every call of the service it wraps; see the module docs.
+#[derive(Clone, Debug)]
+pub struct GrpcMetricsLayer {
+    metrics: Arc<GrpcMetrics>,
+}
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetricsService<S>;
+
+    fn layer(&self, inner: S) -> GrpcMetricsService<S> {
+        GrpcMetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service of [`GrpcMetricsLayer`].
+#[derive(Clone, Debug)]
+pub struct GrpcMetricsService<S> {
+    inner: S,
+    metrics: Arc<GrpcMetrics>,
+}
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S> Service<http::Request<Body>> for GrpcMetricsService<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<http::Response<Body>, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let labels = rpc_labels(request.uri().path());
+        let metrics = self.metrics.clone();
+        metrics.started.get_or_create(&labels).inc();
+        let received = metrics.received.get_or_create(&labels).clone();
+        let request =
+            request.map(|body| Body::new(Counted::new(body, Recorder::Received(received))));
+        let call = Call {
+            metrics,
+            labels,
+            started: Instant::now(),
+            recorded: false,
+        };
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let (parts, body) = response.into_parts();
+            // A trailers-only answer (an error before any message) has its
+            // status in the headers.
+            if let Some(code) = grpc_status(&parts.headers) {
+                let mut call = call;
+                call.handled(code);
+                return Ok(http::Response::from_parts(parts, body));
+            }
+            let sent = call.metrics.sent.get_or_create(&call.labels).clone();
+            let body = Counted::new(body, Recorder::Sent { sent, call });
+            Ok(http::Response::from_parts(parts, Body::new(body)))
+        })
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?;
+    Some(tonic::Code::from_i32(value.parse().ok()?))
+}
+
+/// One call, recorded as handled once: when its status is known, or, if
+/// the response ends without one (the caller went away), as `Canceled`.
+#[derive(Debug)]
+struct Call {
+    metrics: Arc<GrpcMetrics>,
+    labels: RpcLabels,
+    started: Instant,
+    recorded: bool,
+}
+
+impl Call {
+    fn handled(&mut self, code: tonic::Code) {
+        if std::mem::replace(&mut self.recorded, true) {
+            return;
+        }
+        let labels = HandledLabels {
+            grpc_service: self.labels.grpc_service.clone(),
+            grpc_method: self.labels.grpc_method.clone(),
+            grpc_type: self.labels.grpc_type,
+            grpc_code: code_name(code),
+        };
+        self.metrics.handled.get_or_create(&labels).inc();
+        self.metrics
+            .handling_seconds
+            .get_or_create(&self.labels)
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.handled(tonic::Code::Cancelled);
+    }
+}
+
+/// What a counted body records.
+#[derive(Debug)]
+enum Recorder {
+    /// Request messages.
+    Received(Counter),
+    /// Response messages, and the call's status from the trailers.
+    Sent { sent: Counter, call: Call },
+}
+
+/// A body whose gRPC messages are counted as they pass (the 5-byte frame
+/// headers are followed through the data, however it is split).
+struct Counted<B> {
+    inner: B,
+    recorder: Recorder,
+    /// Bytes of the current frame header seen so far.
+    header: [u8; 5],
+    header_len: usize,
+    /// Bytes of the current message still to come.
+    remaining: u64,
+}
+
+impl<B> Counted<B> {
+    fn new(inner: B, recorder: Recorder) -> Counted<B> {
+        Counted {
+            inner,
+            recorder,
+            header: [0; 5],
+            header_len: 0,
+            remaining: 0,
+        }
+    }
+
+    /// Follows the framing through `data`; the messages that began in it.
+    fn messages_in(&mut self, mut data: &[u8]) -> u64 {
+        let mut began = 0;
+        while !data.is_empty() {
+            if self.remaining > 0 {
+                let skip = data
+                    .len()
+                    .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+                self.remaining -= skip as u64;
+                data = &data[skip..];
+                continue;
+            }
+            let take = (5 - self.header_len).min(data.len());
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+            self.header_len += take;
+            data = &data[take..];
+            if self.header_len == 5 {
+                self.header_len = 0;
+                self.remaining = u64::from(u32::from_be_bytes([
+                    self.header[1],
+                    self.header[2],
+                    self.header[3],
+                    self.header[4],
+                ]));
+                began += 1;
+            }
+        }
+        began
+    }
+}
+
+impl<B> HttpBody for Counted<B>
+where
+    B: HttpBody + Unpin,
+    B::Data: Buf,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        let this = &mut *self;
+        if let Some(Ok(frame)) = &frame {
+            if let Some(data) = frame.data_ref() {
+                let messages = this.messages_in(data.chunk());
+                if messages > 0 {
+                    match &this.recorder {
+                        Recorder::Received(counter) => counter.inc_by(messages),
+                        Recorder::Sent { sent, .. } => sent.inc_by(messages),
+                    };
+                }
+            }
+            if let (Some(trailers), Recorder::Sent { call, .. }) =
+                (frame.trailers_ref(), &mut this.recorder)
+            {
+                call.handled(grpc_status(trailers).unwrap_or(tonic::Code::Unknown));
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_counted_however_the_frames_are_split() {
+        let mut stream = Vec::new();
+        for len in [0u32, 3, 70_000, 1] {
+            stream.push(0);
+            stream.extend(len.to_be_bytes());
+            stream.extend(std::iter::repeat_n(7, len as usize));
+        }
+        for split in [1, 2, 5, 6, 4096, stream.len()] {
+            let mut counted = Counted::new((), Recorder::Received(Counter::default()));
+            let total: u64 = stream.chunks(split).map(|c| counted.messages_in(c)).sum();
+            assert_eq!(total, 4, "chunks of {split}");
+        }
+    }
+
+    #[test]
+    fn methods_get_go_grpc_prometheus_labels() {
+        let upload = rpc_labels("/filegate.v1.FileGatewayService/Upload");
+        assert_eq!(
+            (
+                upload.grpc_service.as_str(),
+                upload.grpc_method.as_str(),
+                upload.grpc_type
+            ),
+            ("filegate.v1.FileGatewayService", "Upload", "client_stream")
+        );
+        assert_eq!(
+            rpc_labels("/filegate.v1.FileGatewayService/Read").grpc_type,
+            "server_stream"
+        );
+        assert_eq!(
+            rpc_labels("/filegate.v1.FileGatewayService/WhoAmI").grpc_type,
+            "unary"
+        );
+        assert_eq!(code_name(tonic::Code::Cancelled), "Canceled");
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+    }
+}
