@@ -128,6 +128,9 @@ fn print_local_help(app: &Application, data_dir: &std::path::Path, own_jwt_secre
             "get a token:   export TOKEN=$({binary} token --data-dir {dir} --sub alice)"
         ));
     }
+    if let Some(page) = app.page_url() {
+        say(&format!("page:          {page}"));
+    }
     say(&format!(
         "try it:        grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' {grpc} filegate.v1.FileGatewayService/ListDocuments"
     ));

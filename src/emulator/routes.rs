@@ -5,6 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
+use tower_http::cors::CorsLayer;
 
 use crate::emulator::error::ApiError;
 use crate::emulator::faults::FaultSpec;
@@ -12,7 +13,9 @@ use crate::emulator::replay::Settings;
 use crate::emulator::state::Shared;
 use crate::emulator::{cdn, complete, file_api, metadata, middleware, multipart, s3, store_api};
 
-/// Every route, behind the fault-injection middleware.
+/// Every route, behind the fault-injection middleware, answering CORS for
+/// any origin as Filestack's API and CDN do (a browser uploads straight to
+/// Filestack with a policy, the way the picker does).
 pub fn router(state: Shared) -> Router {
     let streaming = Router::new()
         .route("/s3/{upload_id}", put(s3::put_part))
@@ -42,6 +45,7 @@ pub fn router(state: Shared) -> Router {
             state.clone(),
             middleware::faults,
         ))
+        .layer(CorsLayer::permissive())
         .with_state(state)
 }
 

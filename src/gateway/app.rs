@@ -32,13 +32,14 @@ use crate::emulator::{Emulator, EmulatorConfig, WebhookTarget};
 use crate::filestack::{FilestackClient, FilestackConfig};
 use crate::gateway::Gateway;
 use crate::gateway::admission::{UploadAdmission, UploadBuffers};
-use crate::gateway::auth::Authenticator;
+use crate::gateway::auth::{Authenticator, JwtKey};
 use crate::gateway::compression;
 use crate::gateway::deadline::DeadlineLayer;
 use crate::gateway::events::{self, EventFeed};
 use crate::gateway::grpc_web;
 use crate::gateway::http::{Gauges, serve_http};
 use crate::gateway::listener::{self, Connections, GuardedListener, Handshake, ListenerLimits};
+use crate::gateway::local_page::LocalPage;
 use crate::gateway::metrics::{GrpcMetricsLayer, Metrics};
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
@@ -114,6 +115,8 @@ pub struct Application {
     shutdown_grace: Duration,
     /// Who may call with gRPC-Web from a browser.
     cors: CorsLayer,
+    /// Local mode's page, on the HTTP listener.
+    page: Option<LocalPage>,
     metrics: Arc<Metrics>,
 }
 
@@ -215,6 +218,14 @@ impl Application {
             gateway.events.clone(),
         )
         .waking(gateway.reaper.clone());
+        let page = emulator_url.clone().map(|filestack_url| LocalPage {
+            grpc_web_url: format!("http://{}", grpc.local_addr().expect("bound")),
+            filestack_url,
+            minting_secret: match &settings.jwt_key {
+                JwtKey::Hmac(secret) => Some(secret.clone()),
+                JwtKey::Rsa(_) | JwtKey::Ecdsa(_) => None,
+            },
+        });
         Ok(Application {
             grpc,
             http,
@@ -227,6 +238,7 @@ impl Application {
             db,
             shutdown_grace: Duration::from_secs(settings.args.shutdown_grace_secs),
             cors,
+            page,
             metrics: Arc::new(Metrics::new()),
         })
     }
@@ -241,6 +253,13 @@ impl Application {
         self.http
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address of local mode's page.
+    pub fn page_url(&self) -> Option<String> {
+        self.page
+            .as_ref()
+            .map(|_| format!("http://{}/", self.http_addr()))
     }
 
     /// The embedded emulator's base URL, in local mode.
@@ -271,6 +290,7 @@ impl Application {
             db,
             shutdown_grace,
             cors,
+            page,
             metrics,
             ..
         } = self;
@@ -312,6 +332,7 @@ impl Application {
             webhooks,
             gauges,
             stopped.clone(),
+            page,
         ));
         // Small responses go out at once: with Nagle's algorithm, a response
         // written while an earlier one is unacknowledged waits for the peer's

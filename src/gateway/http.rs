@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::db::Database;
 use crate::gateway::admission::UploadAdmission;
 use crate::gateway::listener::{Connections, GuardedListener};
+use crate::gateway::local_page::{self, LocalPage};
 use crate::gateway::metrics::{Metrics, mirror};
 use crate::gateway::webhooks::WebhookReceiver;
 
@@ -30,9 +31,10 @@ pub(crate) async fn serve_http(
     webhooks: WebhookReceiver,
     gauges: Gauges,
     stop: CancellationToken,
+    page: Option<LocalPage>,
 ) -> anyhow::Result<()> {
     let ready_db = db.clone();
-    let router = Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || async move { metrics(&gauges) }))
         .route(
@@ -52,6 +54,9 @@ pub(crate) async fn serve_http(
             }),
         )
         .merge(webhooks.router());
+    if let Some(page) = page {
+        router = router.merge(local_page::router(page));
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await?;

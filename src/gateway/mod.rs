@@ -21,6 +21,7 @@ pub mod grpc_web;
 mod http;
 pub mod journal;
 pub mod listener;
+pub mod local_page;
 pub mod metrics;
 pub mod page_token;
 mod read;

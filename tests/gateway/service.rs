@@ -224,7 +224,7 @@ async fn reflection_lists_the_service_and_serves_the_error_detail_types() {
 }
 
 #[tokio::test]
-async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_token() {
+async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_token_and_the_page() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap();
     let bin = env!("CARGO_BIN_EXE_filegate");
@@ -235,6 +235,9 @@ async fn serve_without_a_filestack_key_runs_locally_and_prints_how_to_get_a_toke
         command.starts_with("export TOKEN=$(/") && command.contains(data_dir),
         "the binary by its own path, the data dir: {command}"
     );
+    let page = served.line_starting_with("page:").await;
+    let page = page.trim_start_matches("page:").trim();
+    assert_eq!(page, format!("{}/", served.http_url), "the page's address");
     let try_it = served.line_starting_with("try it:").await;
     assert!(try_it.contains(&served.grpc_addr), "{try_it}");
     // Run as printed, by a shell with no `filegate` on its PATH.
