@@ -239,7 +239,12 @@ impl Application {
             shutdown_grace: Duration::from_secs(settings.args.shutdown_grace_secs),
             cors,
             page,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::new(&[
+                pb::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ])),
         })
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Requests may be compressed with gzip or deflate (what grpcio, grpc-java,
 //! grpc-go and grpc-js send when a channel turns compression on) on every
-//! service. A compressed message is inflated into a buffer bounded by the
+//! service. zstd is not offered: none of those clients sends it without a
+//! plug-in, and it would add a C library to the build. A compressed message is inflated into a buffer bounded by the
 //! service's maximum message size: one that inflates past it (a
 //! decompression bomb) is refused with `RESOURCE_EXHAUSTED` (unary calls) or
 //! `INVALID_ARGUMENT` `STREAM_FAILED` (Upload) after at most that many bytes,

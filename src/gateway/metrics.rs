@@ -10,12 +10,18 @@
 //! `grpc_server_msg_sent_total`, each labelled `grpc_service`,
 //! `grpc_method` and `grpc_type` (`unary`, `client_stream`,
 //! `server_stream`, `bidi_stream`). Messages are counted from the gRPC
-//! framing as bodies pass, so handlers record nothing. The gateway's own
-//! gauges (`filegate_*`) are read when scraped.
+//! framing as bodies pass, so handlers record nothing. The methods are
+//! those of the served services' descriptors (with their `grpc_type`), each
+//! resolved to its metrics once at start: a call costs no label hashing,
+//! and a path no service has (UNIMPLEMENTED) is recorded as
+//! `grpc_service="unknown", grpc_method="unknown"`, so that made-up paths
+//! cannot grow the label sets. The gateway's own gauges (`filegate_*`) are
+//! read when scraped.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -27,6 +33,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use prost::Message;
+use prost_types::FileDescriptorSet;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tower::{Layer, Service};
@@ -34,22 +42,6 @@ use tower::{Layer, Service};
 /// go-grpc-prometheus's default buckets (Prometheus's `DefBuckets`), in seconds.
 const HANDLING_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// The server-streaming and client-streaming methods of the services
-/// served; every other method is unary.
-const STREAMING: [(&str, &str); 5] = [
-    ("/filegate.v1.FileGatewayService/Upload", "client_stream"),
-    (
-        "/filegate.v1.FileGatewayService/WatchEvents",
-        "server_stream",
-    ),
-    ("/filegate.v1.FileGatewayService/Read", "server_stream"),
-    ("/grpc.health.v1.Health/Watch", "server_stream"),
-    (
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "bidi_stream",
-    ),
 ];
 
 /// The labels of one RPC.
@@ -79,6 +71,100 @@ struct GrpcMetrics {
     sent: Family<RpcLabels, Counter>,
 }
 
+/// One method's metrics, resolved from the families once.
+#[derive(Debug)]
+struct MethodMetrics {
+    families: Arc<GrpcMetrics>,
+    labels: RpcLabels,
+    started: Counter,
+    received: Counter,
+    sent: Counter,
+    handling_seconds: Histogram,
+    /// By status code (0..=16), made on first use.
+    handled: [OnceLock<Counter>; 17],
+}
+
+impl MethodMetrics {
+    fn new(families: &Arc<GrpcMetrics>, labels: RpcLabels) -> MethodMetrics {
+        MethodMetrics {
+            started: families.started.get_or_create(&labels).clone(),
+            received: families.received.get_or_create(&labels).clone(),
+            sent: families.sent.get_or_create(&labels).clone(),
+            handling_seconds: families.handling_seconds.get_or_create(&labels).clone(),
+            handled: Default::default(),
+            families: families.clone(),
+            labels,
+        }
+    }
+
+    fn handled(&self, code: tonic::Code) -> &Counter {
+        self.handled[code as usize].get_or_init(|| {
+            let labels = HandledLabels {
+                grpc_service: self.labels.grpc_service.clone(),
+                grpc_method: self.labels.grpc_method.clone(),
+                grpc_type: self.labels.grpc_type,
+                grpc_code: code_name(code),
+            };
+            self.families.handled.get_or_create(&labels).clone()
+        })
+    }
+}
+
+/// Every method of the served services by path, and the metrics of paths
+/// that name none.
+#[derive(Debug)]
+struct Methods {
+    by_path: HashMap<String, Arc<MethodMetrics>>,
+    unknown: Arc<MethodMetrics>,
+}
+
+impl Methods {
+    /// The methods of the services in `descriptor_sets` (encoded
+    /// `FileDescriptorSet`s).
+    fn new(families: &Arc<GrpcMetrics>, descriptor_sets: &[&[u8]]) -> Methods {
+        let mut by_path = HashMap::new();
+        for encoded in descriptor_sets {
+            let Ok(set) = FileDescriptorSet::decode(*encoded) else {
+                continue;
+            };
+            for file in &set.file {
+                for service in &file.service {
+                    let service_name = format!("{}.{}", file.package(), service.name());
+                    for method in &service.method {
+                        let grpc_type = match (method.client_streaming(), method.server_streaming())
+                        {
+                            (false, false) => "unary",
+                            (true, false) => "client_stream",
+                            (false, true) => "server_stream",
+                            (true, true) => "bidi_stream",
+                        };
+                        let labels = RpcLabels {
+                            grpc_service: service_name.clone(),
+                            grpc_method: method.name().to_owned(),
+                            grpc_type,
+                        };
+                        let path = format!("/{service_name}/{}", method.name());
+                        by_path.insert(path, Arc::new(MethodMetrics::new(families, labels)));
+                    }
+                }
+            }
+        }
+        let unknown = RpcLabels {
+            grpc_service: "unknown".to_owned(),
+            grpc_method: "unknown".to_owned(),
+            grpc_type: "unary",
+        };
+        Methods {
+            by_path,
+            unknown: Arc::new(MethodMetrics::new(families, unknown)),
+        }
+    }
+
+    fn get(&self, path: &str) -> &Arc<MethodMetrics> {
+        self.by_path.get(path).unwrap_or(&self.unknown)
+    }
+}
+
 /// Gauges read from their sources when scraped.
 #[derive(Debug, Default)]
 pub struct Sampled {
@@ -100,18 +186,14 @@ pub struct Sampled {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    grpc: Arc<GrpcMetrics>,
+    methods: Arc<Methods>,
     pub sampled: Sampled,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
-    pub fn new() -> Metrics {
+    /// The registry, with the methods of the services in
+    /// `descriptor_sets` (encoded `FileDescriptorSet`s).
+    pub fn new(descriptor_sets: &[&[u8]]) -> Metrics {
         let mut registry = Registry::default();
         let grpc = Arc::new(GrpcMetrics {
             started: Family::default(),
@@ -149,7 +231,7 @@ impl Metrics {
         sampled.register(&mut registry);
         Metrics {
             registry,
-            grpc,
+            methods: Arc::new(Methods::new(&grpc, descriptor_sets)),
             sampled,
         }
     }
@@ -157,7 +239,7 @@ impl Metrics {
     /// The layer that records every call of the gRPC server.
     pub fn grpc_layer(&self) -> GrpcMetricsLayer {
         GrpcMetricsLayer {
-            metrics: self.grpc.clone(),
+            methods: self.methods.clone(),
         }
     }
 
@@ -277,27 +359,10 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// The labels of the call to `path` (`/package.Service/Method`).
-fn rpc_labels(path: &str) -> RpcLabels {
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or(("unknown", "unknown"));
-    let grpc_type = STREAMING
-        .iter()
-        .find(|(streaming, _)| *streaming == path)
-        .map_or("unary", |(_, kind)| kind);
-    RpcLabels {
-        grpc_service: service.to_owned(),
-        grpc_method: method.to_owned(),
-        grpc_type,
-    }
-}
-
 /// Records every call of the service it wraps; see the module docs.
 #[derive(Clone, Debug)]
 pub struct GrpcMetricsLayer {
-    metrics: Arc<GrpcMetrics>,
+    methods: Arc<Methods>,
 }
 
 impl<S> Layer<S> for GrpcMetricsLayer {
@@ -306,7 +371,7 @@ impl<S> Layer<S> for GrpcMetricsLayer {
     fn layer(&self, inner: S) -> GrpcMetricsService<S> {
         GrpcMetricsService {
             inner,
-            metrics: self.metrics.clone(),
+            methods: self.methods.clone(),
         }
     }
 }
@@ -315,7 +380,7 @@ impl<S> Layer<S> for GrpcMetricsLayer {
 #[derive(Clone, Debug)]
 pub struct GrpcMetricsService<S> {
     inner: S,
-    metrics: Arc<GrpcMetrics>,
+    methods: Arc<Methods>,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -334,15 +399,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let labels = rpc_labels(request.uri().path());
-        let metrics = self.metrics.clone();
-        metrics.started.get_or_create(&labels).inc();
-        let received = metrics.received.get_or_create(&labels).clone();
-        let request =
-            request.map(|body| Body::new(Counted::new(body, Recorder::Received(received))));
+        let method = self.methods.get(request.uri().path()).clone();
+        method.started.inc();
+        let received = Recorder::Received(method.received.clone());
+        let request = request.map(|body| Body::new(Counted::new(body, received)));
         let call = Call {
-            metrics,
-            labels,
+            method,
             started: Instant::now(),
             recorded: false,
         };
@@ -357,7 +419,7 @@ where
                 call.handled(code);
                 return Ok(http::Response::from_parts(parts, body));
             }
-            let sent = call.metrics.sent.get_or_create(&call.labels).clone();
+            let sent = call.method.sent.clone();
             let body = Counted::new(body, Recorder::Sent { sent, call });
             Ok(http::Response::from_parts(parts, Body::new(body)))
         })
@@ -373,8 +435,7 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
 /// the response ends without one (the caller went away), as `Canceled`.
 #[derive(Debug)]
 struct Call {
-    metrics: Arc<GrpcMetrics>,
-    labels: RpcLabels,
+    method: Arc<MethodMetrics>,
     started: Instant,
     recorded: bool,
 }
@@ -384,16 +445,9 @@ impl Call {
         if std::mem::replace(&mut self.recorded, true) {
             return;
         }
-        let labels = HandledLabels {
-            grpc_service: self.labels.grpc_service.clone(),
-            grpc_method: self.labels.grpc_method.clone(),
-            grpc_type: self.labels.grpc_type,
-            grpc_code: code_name(code),
-        };
-        self.metrics.handled.get_or_create(&labels).inc();
-        self.metrics
+        self.method.handled(code).inc();
+        self.method
             .handling_seconds
-            .get_or_create(&self.labels)
             .observe(self.started.elapsed().as_secs_f64());
     }
 }
@@ -529,8 +583,10 @@ mod tests {
     }
 
     #[test]
-    fn methods_get_go_grpc_prometheus_labels() {
-        let upload = rpc_labels("/filegate.v1.FileGatewayService/Upload");
+    fn methods_get_go_grpc_prometheus_labels_from_the_descriptors() {
+        let metrics = Metrics::new(&[crate::pb::FILE_DESCRIPTOR_SET]);
+        let labels = |path: &str| metrics.methods.get(path).labels.clone();
+        let upload = labels("/filegate.v1.FileGatewayService/Upload");
         assert_eq!(
             (
                 upload.grpc_service.as_str(),
@@ -540,13 +596,16 @@ mod tests {
             ("filegate.v1.FileGatewayService", "Upload", "client_stream")
         );
         assert_eq!(
-            rpc_labels("/filegate.v1.FileGatewayService/Read").grpc_type,
+            labels("/filegate.v1.FileGatewayService/Read").grpc_type,
             "server_stream"
         );
         assert_eq!(
-            rpc_labels("/filegate.v1.FileGatewayService/WhoAmI").grpc_type,
+            labels("/filegate.v1.FileGatewayService/WhoAmI").grpc_type,
             "unary"
         );
+        for made_up in ["/filegate.v1.FileGatewayService/Nope", "/x/y", "/", ""] {
+            assert_eq!(labels(made_up).grpc_method, "unknown", "{made_up:?}");
+        }
         assert_eq!(code_name(tonic::Code::Cancelled), "Canceled");
         assert_eq!(code_name(tonic::Code::Ok), "OK");
     }

@@ -3,6 +3,7 @@
 
 use support::MIB;
 use support::content::data;
+use support::frames::frame;
 use support::gateway::TestGateway;
 use support::rpc::{Rpc, messages, spec};
 
@@ -44,6 +45,21 @@ async fn every_rpc_is_counted_by_method_type_and_code() {
         .await
         .expect("upload");
     let read = gw.read("alice", &document.id, 0, 0).await.expect("read");
+    // Made-up methods: UNIMPLEMENTED, all under one label set.
+    for method in ["Nope", "AlsoNope"] {
+        let answer = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .expect("client")
+            .post(format!("{}/{SERVICE}/{method}", gw.grpc_url))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(frame(false, b""))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.headers()["grpc-status"], "12", "UNIMPLEMENTED");
+    }
 
     let text = reqwest::get(format!("{}/metrics", gw.http_url))
         .await
@@ -96,6 +112,13 @@ async fn every_rpc_is_counted_by_method_type_and_code() {
             &[&reads[..], &[("grpc_code", "OK")]].concat()
         ),
         1.0
+    );
+
+    let unknown = [("grpc_service", "unknown"), ("grpc_method", "unknown")];
+    assert_eq!(sample(&text, "grpc_server_started_total", &unknown), 2.0);
+    assert!(
+        !text.contains("Nope"),
+        "a made-up method has no labels of its own"
     );
 
     // The gateway's own gauges are there too.
