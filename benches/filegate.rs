@@ -12,6 +12,10 @@
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
 //! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
 //! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|read|small|resume|compression` runs one section (to profile it);
+//! `FILEGATE_BENCH_BASELINE=path/to/filegate` also runs the unary levels
+//! (row cache on) on that build and on this one, alternated level by level,
+//! three rounds, and prints the medians side by side (what a change costs
+//! unary calls);
 //! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
 //! (`RUST_LOG` is passed on to them).
 
@@ -147,6 +151,13 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     if plan.runs("unary") {
         unary = unary_levels(&plan, &gateway, &payload, &token, true).await?;
     }
+    let mut unary_baseline = Vec::new();
+    if let (true, Ok(baseline)) = (plan.runs("unary"), std::env::var("FILEGATE_BENCH_BASELINE")) {
+        let base = Gateway::start_binary(&baseline, dir.path(), 9, &emulator, settings, &[])?;
+        progress(&format!("baseline build: {baseline}"));
+        unary_baseline = against_baseline(&plan, &gateway, &base, &payload, &token).await?;
+        drop(base);
+    }
     drop(gateway);
     if plan.runs("unary") {
         // The same load with every document read going to SQLite, for
@@ -207,6 +218,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         memory,
         ingest,
         unary,
+        unary_baseline,
         small_files,
         resume,
         compression,
@@ -345,6 +357,70 @@ async fn unary_levels(
         }
     }
     Ok(results)
+}
+
+/// The unary levels (row cache on) on this build's gateway and a
+/// baseline's, alternated level by level over three rounds: the median of
+/// each, as `(this build, baseline)`.
+async fn against_baseline(
+    plan: &Plan,
+    this: &Gateway,
+    base: &Gateway,
+    payload: &Payload,
+    token: &str,
+) -> anyhow::Result<Vec<(unary::LevelResult, unary::LevelResult)>> {
+    const ROUNDS: usize = 3;
+    let mut sides = Vec::new();
+    for gateway in [this, base] {
+        let mut clients = Vec::new();
+        for _ in 0..CONNECTIONS {
+            clients.push(GatewayClient::connect(&gateway.grpc_url, token).await?);
+        }
+        let mut documents = Vec::with_capacity(UNARY_DOCUMENTS);
+        for i in 0..UNARY_DOCUMENTS {
+            let name = format!("unary-{i}.bin");
+            let mut uploader = clients[0].clone();
+            documents.push(uploader.upload(&name, payload.chunks(1024)).await?.id);
+        }
+        sides.push((clients, documents));
+    }
+    let targets: Vec<unary::Target> = sides
+        .iter()
+        .map(|(clients, documents)| unary::Target {
+            clients,
+            documents,
+            row_cache: true,
+        })
+        .collect();
+    let warm_up = plan.unary_seconds.min(Duration::from_secs(1));
+    for target in &targets {
+        unary::run_level(target, Rpc::SignedUrl, 16, warm_up).await?;
+    }
+    let mut pairs = Vec::new();
+    for &concurrency in &plan.unary_levels {
+        for rpc in [Rpc::WhoAmI, Rpc::SignedUrl, Rpc::GetDocument] {
+            let mut runs: [Vec<unary::LevelResult>; 2] = [Vec::new(), Vec::new()];
+            for _ in 0..ROUNDS {
+                for (side, target) in targets.iter().enumerate() {
+                    let result = unary::run_level(target, rpc, concurrency, plan.unary_seconds);
+                    runs[side].push(result.await?);
+                }
+            }
+            let [this_build, baseline] = runs.map(median_level);
+            progress(&format!(
+                "{rpc:?} c={concurrency}: this build {:.0} req/s, baseline {:.0} req/s",
+                this_build.requests_per_second, baseline.requests_per_second
+            ));
+            pairs.push((this_build, baseline));
+        }
+    }
+    Ok(pairs)
+}
+
+/// The run of median throughput.
+fn median_level(mut runs: Vec<unary::LevelResult>) -> unary::LevelResult {
+    runs.sort_by(|a, b| a.requests_per_second.total_cmp(&b.requests_per_second));
+    runs.swap_remove(runs.len() / 2)
 }
 
 /// Section 2a: one large upload on a fresh gateway.

@@ -232,8 +232,20 @@ impl Gateway {
         settings: UploadSettings,
         extra: &[&str],
     ) -> anyhow::Result<Gateway> {
+        Self::start_binary(BINARY, dir, run, emulator, settings, extra)
+    }
+
+    /// [`Gateway::start`] with another build of filegate (a baseline).
+    pub fn start_binary(
+        binary: &str,
+        dir: &Path,
+        run: usize,
+        emulator: &Emulator,
+        settings: UploadSettings,
+        extra: &[&str],
+    ) -> anyhow::Result<Gateway> {
         let data_dir: PathBuf = dir.join(format!("gateway-{run}"));
-        let mut command = Command::new(BINARY);
+        let mut command = Command::new(binary);
         command
             .args(["serve", "--grpc-listen", "127.0.0.1:0"])
             .args(["--http-listen", "127.0.0.1:0", "--data-dir"])

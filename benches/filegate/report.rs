@@ -131,6 +131,9 @@ pub struct Report {
     pub memory: Vec<MemoryResult>,
     pub ingest: Option<IngestResult>,
     pub unary: Vec<LevelResult>,
+    /// This build's and a baseline build's unary levels, alternated
+    /// (`FILEGATE_BENCH_BASELINE`).
+    pub unary_baseline: Vec<(LevelResult, LevelResult)>,
     pub small_files: Vec<SmallFileResult>,
     pub resume: Option<ResumeResult>,
     pub compression: Option<CompressionResult>,
@@ -285,6 +288,7 @@ impl Report {
             ));
         }
         out.push_str(&self.unary_target());
+        out.push_str(&self.unary_against_baseline());
         if !self.small_files.is_empty() {
             out.push('\n');
             out.push_str(small::TABLE_HEADER);
@@ -339,6 +343,29 @@ impl Report {
             read.target_mib,
             verdict(read.peak_rss_mib <= read.target_mib)
         ));
+        out
+    }
+
+    /// This build's unary levels next to the baseline's, when one ran.
+    fn unary_against_baseline(&self) -> String {
+        if self.unary_baseline.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from(
+            "\n| RPC (row cache on), alternated with a baseline build, medians of 3 | concurrency | req/s | baseline req/s | ratio | p99 ms | baseline p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for (this, base) in &self.unary_baseline {
+            out.push_str(&format!(
+                "| {:?} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+                this.rpc,
+                this.concurrency,
+                this.requests_per_second,
+                base.requests_per_second,
+                this.requests_per_second / base.requests_per_second,
+                this.p99_ms,
+                base.p99_ms
+            ));
+        }
         out
     }
 

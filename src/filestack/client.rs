@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::filestack::config::{ConfigError, FilestackConfig};
+use crate::filestack::error::FilestackError;
+use crate::filestack::http;
+use crate::filestack::metrics::FilestackMetrics;
 use crate::filestack::policy::{Call, Policy, Security};
 
 /// Talks to Filestack (or the emulator). Cheap to clone: clones share the
@@ -12,6 +15,7 @@ use crate::filestack::policy::{Call, Policy, Security};
 pub struct FilestackClient {
     pub(crate) config: Arc<FilestackConfig>,
     pub(crate) http: reqwest::Client,
+    pub(crate) metrics: FilestackMetrics,
 }
 
 impl FilestackClient {
@@ -29,7 +33,28 @@ impl FilestackClient {
         Ok(Self {
             config: Arc::new(config),
             http,
+            metrics: FilestackMetrics::default(),
         })
+    }
+
+    /// The same client, recording into `metrics` (registered by the caller).
+    pub fn with_metrics(mut self, metrics: FilestackMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Sends `request`, one request of `route`, as [`http::send`] does, and
+    /// records it.
+    pub(crate) async fn send(
+        &self,
+        route: &'static str,
+        request: reqwest::RequestBuilder,
+        secrets: &[&str],
+    ) -> Result<reqwest::Response, FilestackError> {
+        let started = std::time::Instant::now();
+        let result = http::send(request, secrets).await;
+        self.metrics.observe(route, &result, started.elapsed());
+        result
     }
 
     /// The configuration in use.

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::filestack::client::FilestackClient;
 use crate::filestack::error::FilestackError;
-use crate::filestack::http::{check_handle, join, json, send};
+use crate::filestack::http::{check_handle, join, json};
 use crate::filestack::policy::Call;
 use crate::filestack::retry::{backoff, retry};
 use crate::filestack::upload::{StoredFile, UploadSpec, pick_policy};
@@ -106,6 +106,7 @@ impl FilestackClient {
         let secrets = [security.policy.as_str(), security.signature.as_str()];
         let mut attempt = 0;
         retry(
+            &self.metrics,
             &self.config.retry,
             "file_delete",
             FilestackError::is_retryable,
@@ -115,7 +116,7 @@ impl FilestackClient {
                 let request = self.http.delete(&url).query(&query);
                 let secrets = &secrets;
                 async move {
-                    match send(request, secrets).await {
+                    match self.send("file_delete", request, secrets).await {
                         // An earlier attempt deleted it but its answer was lost.
                         Err(FilestackError::NotFound) if retried => Ok(()),
                         other => other.map(drop),
@@ -143,11 +144,14 @@ impl FilestackClient {
         query.push(("signature", &security.signature));
         let secrets = [security.policy.as_str(), security.signature.as_str()];
         retry(
+            &self.metrics,
             &self.config.retry,
             "metadata",
             FilestackError::is_retryable,
             || async {
-                let response = send(self.http.get(&url).query(&query), &secrets).await?;
+                let response = self
+                    .send("metadata", self.http.get(&url).query(&query), &secrets)
+                    .await?;
                 json(response, "metadata").await
             },
         )
@@ -231,7 +235,7 @@ impl FilestackClient {
                 .query(&query)
                 .header(reqwest::header::CONTENT_TYPE, &spec.mimetype)
                 .body(bytes.clone());
-            let attempt = match send(request, &secrets).await {
+            let attempt = match self.send("store", request, &secrets).await {
                 // A 200 whose answer is lost or unreadable stored the file.
                 Ok(response) => json(response, "store")
                     .await
@@ -252,6 +256,7 @@ impl FilestackClient {
             let delay = backoff(&self.config.retry, failures);
             tracing::warn!(attempt = failures, ?delay, %error, "store did not reach Filestack, retrying");
             tokio::time::sleep(delay).await;
+            self.metrics.retried("store");
         };
         stored_file(&self.config.cdn_url, spec, size, sha256, answer)
             .map_err(|error| FilestackError::OutcomeUnknown(Box::new(error)))

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 mod http;
+pub mod metrics;
 pub mod policy;
 pub mod read;
 pub mod retry;
@@ -19,6 +20,7 @@ pub(crate) use client::{expiry_in, regex_escape};
 pub use config::{ConfigError, FilestackConfig, RetryPolicy};
 pub use error::FilestackError;
 pub use files::{Metadata, MetadataField, SignedUrl};
+pub use metrics::FilestackMetrics;
 pub use read::{ByteRange, FileRead};
 pub use upload::{
     MultipartSession, PartEtag, PartsUploaded, PendingComplete, Sha256Check, StoredFile, UploadSpec,

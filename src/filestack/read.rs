@@ -85,6 +85,7 @@ impl FilestackClient {
             return Err(FilestackError::InvalidRequest("an empty range".into()));
         }
         let opened = retry(
+            &self.metrics,
             &self.config.retry,
             "read",
             FilestackError::is_retryable,
@@ -111,8 +112,16 @@ impl FilestackClient {
         })
     }
 
-    /// One request for `range`: its answer checked, its body not read yet.
+    /// One request for `range`: its answer checked, its body not read yet;
+    /// recorded as a `read` request.
     async fn open(&self, handle: &str, range: ByteRange) -> Result<Opened, FilestackError> {
+        let started = std::time::Instant::now();
+        let result = self.open_once(handle, range).await;
+        self.metrics.observe("read", &result, started.elapsed());
+        result
+    }
+
+    async fn open_once(&self, handle: &str, range: ByteRange) -> Result<Opened, FilestackError> {
         let signed = self.download_url(handle, READ_TTL)?;
         let secrets = url_secrets(&signed.url);
         let request = self
@@ -231,6 +240,7 @@ impl Reader {
                 "read interrupted, resuming"
             );
             tokio::time::sleep(delay).await;
+            self.client.metrics.retried("read");
             let rest = ByteRange {
                 start: self.next,
                 end: self.end,

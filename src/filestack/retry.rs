@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::filestack::config::RetryPolicy;
 use crate::filestack::error::FilestackError;
+use crate::filestack::metrics::FilestackMetrics;
 
 /// The delay before retry number `retry` (1 for the first retry): the capped
 /// exponential delay `min(max_delay, base_delay × 2^(retry-1))`, of which the
@@ -33,7 +34,9 @@ fn capped_delay(policy: &RetryPolicy, retry: u32) -> Duration {
 
 /// Runs `op` until it succeeds, fails with an error `retryable` refuses, or
 /// `policy.max_attempts` attempts were made; sleeps [`backoff`] in between.
+/// Each retry is counted in `metrics` under `step`.
 pub(crate) async fn retry<T, F, Fut>(
+    metrics: &FilestackMetrics,
     policy: &RetryPolicy,
     step: &'static str,
     retryable: fn(&FilestackError) -> bool,
@@ -51,6 +54,7 @@ where
                 let delay = backoff(policy, attempt);
                 tracing::warn!(step, attempt, ?delay, %error, "Filestack call failed, retrying");
                 tokio::time::sleep(delay).await;
+                metrics.retried(step);
                 attempt += 1;
             }
             Err(error) => return Err(error),

@@ -7,11 +7,12 @@
 //! RESOURCE_EXHAUSTED with RetryInfo.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::gateway::error::GatewayError;
+use crate::gateway::metrics::GatewayMetrics;
 
 /// What one upload's buffers can hold at most: its parts (the declared
 /// size, or one part when undeclared, capped at the parts in flight plus
@@ -50,6 +51,7 @@ pub struct UploadAdmission {
     buffers: UploadBuffers,
     max_uploads: usize,
     wait: Duration,
+    metrics: GatewayMetrics,
 }
 
 /// What an admitted upload holds until it ends.
@@ -97,7 +99,14 @@ impl UploadAdmission {
             buffers,
             max_uploads,
             wait,
+            metrics: GatewayMetrics::default(),
         })
+    }
+
+    /// The same admission, recording its waits and refusals in `metrics`.
+    pub fn with_metrics(mut self, metrics: GatewayMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Waits for a slot and the reservation of an upload that declared
@@ -112,12 +121,19 @@ impl UploadAdmission {
                 _bytes: bytes,
             })
         };
+        let started = Instant::now();
         match tokio::time::timeout(self.wait, acquire).await {
-            Ok(Some(admitted)) => Ok(admitted),
-            Ok(None) | Err(_) => Err(GatewayError::ResourceExhausted {
-                what: "too many uploads in progress",
-                reason: "RESOURCE_EXHAUSTED",
-                retry_after: Duration::from_secs(1),
+            Ok(Some(admitted)) => {
+                self.metrics.admitted(started.elapsed());
+                Ok(admitted)
+            }
+            Ok(None) | Err(_) => Err({
+                self.metrics.refused_admission();
+                GatewayError::ResourceExhausted {
+                    what: "too many uploads in progress",
+                    reason: "RESOURCE_EXHAUSTED",
+                    retry_after: Duration::from_secs(1),
+                }
             }),
         }
     }

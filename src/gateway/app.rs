@@ -174,13 +174,21 @@ impl Application {
             parts_in_flight: args.parts_in_flight as u64,
             overhead: UPLOAD_OVERHEAD_BYTES,
         };
+        let metrics = Arc::new(Metrics::new(&[
+            pb::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ]));
         let admission = UploadAdmission::new(
             args.max_concurrent_uploads,
             args.upload_memory_budget_bytes,
             buffers,
             Duration::from_secs(args.upload_admission_timeout_secs),
-        )?;
-        let filestack = FilestackClient::new(filestack_config)?;
+        )?
+        .with_metrics(metrics.gateway.clone());
+        let filestack =
+            FilestackClient::new(filestack_config)?.with_metrics(metrics.filestack.clone());
         let auth = Authenticator::new(
             &settings.jwt_key,
             args.jwt_issuer.as_deref(),
@@ -192,14 +200,17 @@ impl Application {
         };
         let db = Database::connect_with(&settings.database_url, cache).await?;
         let emulator_url = emulator.as_ref().map(Emulator::base_url);
-        let gateway = Arc::new(Gateway::new(
-            db.clone(),
-            filestack,
-            auth,
-            settings.limits.clone(),
-            admission,
-            EventFeed::new(settings.watch),
-        ));
+        let gateway = Arc::new(
+            Gateway::new(
+                db.clone(),
+                filestack,
+                auth,
+                settings.limits.clone(),
+                admission,
+                EventFeed::new(settings.watch),
+            )
+            .with_metrics(metrics.gateway.clone()),
+        );
         let max_connections = listener::fit_to_descriptors(
             settings.listeners.max_connections,
             2,
@@ -217,7 +228,8 @@ impl Application {
             db.clone(),
             gateway.events.clone(),
         )
-        .waking(gateway.reaper.clone());
+        .waking(gateway.reaper.clone())
+        .counting(metrics.gateway.clone());
         let page = emulator_url.clone().map(|filestack_url| LocalPage {
             grpc_web_url: format!("http://{}", grpc.local_addr().expect("bound")),
             filestack_url,
@@ -239,12 +251,7 @@ impl Application {
             shutdown_grace: Duration::from_secs(settings.args.shutdown_grace_secs),
             cors,
             page,
-            metrics: Arc::new(Metrics::new(&[
-                pb::FILE_DESCRIPTOR_SET,
-                tonic_health::pb::FILE_DESCRIPTOR_SET,
-                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-            ])),
+            metrics,
         })
     }
 

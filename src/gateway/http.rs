@@ -99,6 +99,10 @@ fn metrics(gauges: &Gauges) -> axum::response::Response {
         &sampled.http_handshake_timeouts,
         gauges.http.handshake_timeouts(),
     );
+    let pool = gauges.db.pool_stats();
+    sampled.db_connections_open.set(i64::from(pool.open));
+    sampled.db_connections_idle.set(i64::from(pool.idle));
+    sampled.db_connections_max.set(i64::from(pool.max));
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -39,6 +39,8 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
+use crate::filestack::FilestackMetrics;
+
 /// go-grpc-prometheus's default buckets (Prometheus's `DefBuckets`), in seconds.
 const HANDLING_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -165,6 +167,78 @@ impl Methods {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// What the gateway itself records as it works (cheap to clone: shared).
+#[derive(Clone, Debug)]
+pub struct GatewayMetrics {
+    upload_bytes: Counter,
+    admission_wait_seconds: Histogram,
+    admission_refusals: Counter,
+    webhook_deliveries: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        GatewayMetrics {
+            upload_bytes: Counter::default(),
+            admission_wait_seconds: Histogram::new(HANDLING_BUCKETS),
+            admission_refusals: Counter::default(),
+            webhook_deliveries: Family::default(),
+        }
+    }
+}
+
+impl GatewayMetrics {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "filegate_upload_bytes",
+            "File bytes received by uploads (before any check).",
+            self.upload_bytes.clone(),
+        );
+        registry.register(
+            "filegate_upload_admission_wait_seconds",
+            "How long admitted uploads waited for a slot and buffer budget.",
+            self.admission_wait_seconds.clone(),
+        );
+        registry.register(
+            "filegate_upload_admission_refusals",
+            "Uploads refused after waiting --upload-admission-timeout-secs (RESOURCE_EXHAUSTED).",
+            self.admission_refusals.clone(),
+        );
+        registry.register(
+            "filegate_webhook_deliveries",
+            "Webhook deliveries by outcome (stored, duplicate, bad_signature, malformed, not_configured, busy, failed, too_slow).",
+            self.webhook_deliveries.clone(),
+        );
+    }
+
+    /// `bytes` file bytes arrived in an upload.
+    pub fn upload_bytes(&self, bytes: usize) {
+        self.upload_bytes.inc_by(bytes as u64);
+    }
+
+    /// An upload was admitted after waiting `waited`.
+    pub fn admitted(&self, waited: std::time::Duration) {
+        self.admission_wait_seconds.observe(waited.as_secs_f64());
+    }
+
+    /// An upload was refused admission.
+    pub fn refused_admission(&self) {
+        self.admission_refusals.inc();
+    }
+
+    /// A webhook delivery ended with `outcome`.
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        self.webhook_deliveries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+}
+
 /// Gauges read from their sources when scraped.
 #[derive(Debug, Default)]
 pub struct Sampled {
@@ -180,6 +254,9 @@ pub struct Sampled {
     pub grpc_handshake_timeouts: Counter,
     pub http_connections_open: Gauge,
     pub http_handshake_timeouts: Counter,
+    pub db_connections_open: Gauge,
+    pub db_connections_idle: Gauge,
+    pub db_connections_max: Gauge,
 }
 
 /// The registry and the metrics recorded into it.
@@ -188,6 +265,10 @@ pub struct Metrics {
     registry: Registry,
     methods: Arc<Methods>,
     pub sampled: Sampled,
+    /// What the gateway records as it works.
+    pub gateway: GatewayMetrics,
+    /// What the Filestack client records.
+    pub filestack: FilestackMetrics,
 }
 
 impl Metrics {
@@ -229,10 +310,16 @@ impl Metrics {
         );
         let sampled = Sampled::default();
         sampled.register(&mut registry);
+        let gateway = GatewayMetrics::default();
+        gateway.register(&mut registry);
+        let filestack = FilestackMetrics::default();
+        filestack.register(&mut registry);
         Metrics {
             registry,
             methods: Arc::new(Methods::new(&grpc, descriptor_sets)),
             sampled,
+            gateway,
+            filestack,
         }
     }
 
@@ -294,6 +381,21 @@ impl Sampled {
                 "filegate_http_connections_open",
                 "HTTP connections open (in their handshake or served).",
                 &self.http_connections_open,
+            ),
+            (
+                "filegate_db_connections_open",
+                "Database connections open in the pool.",
+                &self.db_connections_open,
+            ),
+            (
+                "filegate_db_connections_idle",
+                "Open database connections not in use.",
+                &self.db_connections_idle,
+            ),
+            (
+                "filegate_db_connections_max",
+                "The pool's maximum number of connections.",
+                &self.db_connections_max,
             ),
         ];
         for (name, help, gauge) in gauges {

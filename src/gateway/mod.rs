@@ -39,6 +39,7 @@ use crate::gateway::auth::Authenticator;
 use crate::gateway::drain::Drain;
 use crate::gateway::events::EventFeed;
 use crate::gateway::journal::ReaperBell;
+use crate::gateway::metrics::GatewayMetrics;
 use crate::gateway::page_token::PageTokens;
 
 pub use app::Application;
@@ -87,6 +88,8 @@ pub struct Gateway {
     /// Set when shutdown begins: new calls are refused, those in flight
     /// counted.
     pub(crate) drain: Drain,
+    /// What the gateway records as it works (upload bytes, ...).
+    pub(crate) metrics: GatewayMetrics,
 }
 
 impl Gateway {
@@ -109,7 +112,14 @@ impl Gateway {
             reaper: ReaperBell::default(),
             page_tokens,
             drain: Drain::default(),
+            metrics: GatewayMetrics::default(),
         }
+    }
+
+    /// The same gateway, recording into `metrics`.
+    pub fn with_metrics(mut self, metrics: GatewayMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// From now on, new calls are refused with UNAVAILABLE `DRAINING` and

@@ -231,7 +231,8 @@ impl FileGatewayService for GatewayService {
                     limits.upload_idle_timeout,
                     limits.max_upload_bytes,
                 )
-                .await?;
+                .await?
+                .counted(&gateway.metrics);
                 let row = match opened {
                     OpenedUpload::New { spec, bytes } => {
                         gateway.upload(&owner, spec, bytes).await?

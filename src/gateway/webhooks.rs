@@ -28,6 +28,7 @@ use crate::filestack::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookVerif
 use crate::gateway::domain::{Handle, OwnerId};
 use crate::gateway::events::EventFeed;
 use crate::gateway::journal::{ReaperBell, entry_of_key};
+use crate::gateway::metrics::GatewayMetrics;
 use crate::gateway::now_micros;
 use crate::secret::Secret;
 
@@ -56,6 +57,7 @@ pub struct WebhookReceiver {
     feed: EventFeed,
     reaper: ReaperBell,
     recording: Arc<Semaphore>,
+    metrics: GatewayMetrics,
 }
 
 impl WebhookReceiver {
@@ -75,6 +77,7 @@ impl WebhookReceiver {
             feed,
             reaper: ReaperBell::default(),
             recording: Arc::new(Semaphore::new(CONCURRENT_RECORDS)),
+            metrics: GatewayMetrics::default(),
         }
     }
 
@@ -85,23 +88,77 @@ impl WebhookReceiver {
         self
     }
 
+    /// Counts deliveries by outcome in `metrics`.
+    pub fn counting(mut self, metrics: GatewayMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// The route, with its body limit and deadline.
     pub fn router(self) -> Router {
         let limit = self.max_body_bytes;
+        let metrics = self.metrics.clone();
         Router::new()
             .route(WEBHOOK_PATH, post(receive))
             .layer(DefaultBodyLimit::max(limit))
-            .layer(middleware::from_fn(deadline))
+            .layer(middleware::from_fn(move |request, next| {
+                deadline(metrics.clone(), request, next)
+            }))
             .with_state(Arc::new(self))
     }
 }
 
-async fn deadline(request: Request, next: Next) -> Response {
+async fn deadline(metrics: GatewayMetrics, request: Request, next: Next) -> Response {
     match tokio::time::timeout(DEADLINE, next.run(request)).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!("webhook delivery took too long; refused");
+            metrics.webhook_delivery("too_slow");
             (StatusCode::REQUEST_TIMEOUT, "too slow").into_response()
+        }
+    }
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy)]
+enum Delivery {
+    NotConfigured,
+    BadSignature,
+    Malformed,
+    Busy,
+    Stored,
+    Duplicate,
+    Failed,
+}
+
+impl Delivery {
+    /// The answer Filestack gets (it retries on anything but 2xx).
+    fn answer(self) -> (StatusCode, &'static str) {
+        match self {
+            Delivery::NotConfigured => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "webhooks are not configured",
+            ),
+            Delivery::BadSignature => (StatusCode::UNAUTHORIZED, "invalid webhook signature"),
+            Delivery::Malformed => (StatusCode::BAD_REQUEST, "malformed delivery"),
+            Delivery::Busy | Delivery::Failed => {
+                (StatusCode::SERVICE_UNAVAILABLE, "try again later")
+            }
+            Delivery::Stored => (StatusCode::OK, "stored"),
+            Delivery::Duplicate => (StatusCode::OK, "already stored"),
+        }
+    }
+
+    /// The `outcome` label of `filegate_webhook_deliveries_total`.
+    fn outcome(self) -> &'static str {
+        match self {
+            Delivery::NotConfigured => "not_configured",
+            Delivery::BadSignature => "bad_signature",
+            Delivery::Malformed => "malformed",
+            Delivery::Busy => "busy",
+            Delivery::Stored => "stored",
+            Delivery::Duplicate => "duplicate",
+            Delivery::Failed => "failed",
         }
     }
 }
@@ -111,35 +168,38 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
+    let delivery = deliver(&receiver, &headers, &body).await;
+    receiver.metrics.webhook_delivery(delivery.outcome());
+    delivery.answer()
+}
+
+async fn deliver(receiver: &WebhookReceiver, headers: &HeaderMap, body: &Bytes) -> Delivery {
     let Some(verifier) = &receiver.verifier else {
         tracing::warn!("webhook delivery refused: no webhook secret is configured");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "webhooks are not configured",
-        );
+        return Delivery::NotConfigured;
     };
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let now = now_micros().div_euclid(1_000_000);
     if let Err(error) = verifier.verify(
         header(TIMESTAMP_HEADER),
         header(SIGNATURE_HEADER),
-        &body,
+        body,
         now,
     ) {
         tracing::warn!(%error, "webhook delivery refused");
-        return (StatusCode::UNAUTHORIZED, "invalid webhook signature");
+        return Delivery::BadSignature;
     }
-    let event = match parse_delivery(&body, now_micros()) {
+    let event = match parse_delivery(body, now_micros()) {
         Ok(event) => event,
         Err(what) => {
             tracing::warn!(what, "signed webhook delivery is malformed");
-            return (StatusCode::BAD_REQUEST, "malformed delivery");
+            return Delivery::Malformed;
         }
     };
-    record(&receiver, &event).await
+    record(receiver, &event).await
 }
 
-async fn record(receiver: &WebhookReceiver, event: &NewEvent) -> (StatusCode, &'static str) {
+async fn record(receiver: &WebhookReceiver, event: &NewEvent) -> Delivery {
     let span = tracing::info_span!(
         "webhook",
         delivery_id = %event.delivery_id,
@@ -147,7 +207,7 @@ async fn record(receiver: &WebhookReceiver, event: &NewEvent) -> (StatusCode, &'
         handle = event.handle.as_deref().unwrap_or("")
     );
     let Ok(_permit) = receiver.recording.acquire().await else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "try again later");
+        return Delivery::Busy;
     };
     let outcome = receiver
         .db
@@ -166,15 +226,15 @@ async fn record(receiver: &WebhookReceiver, event: &NewEvent) -> (StatusCode, &'
                 );
                 receiver.reaper.ring();
             }
-            (StatusCode::OK, "stored")
+            Delivery::Stored
         }
         Ok(ReceiveOutcome::Duplicate) => {
             tracing::info!("webhook delivery already recorded");
-            (StatusCode::OK, "already stored")
+            Delivery::Duplicate
         }
         Err(error) => {
             tracing::error!(%error, "recording a webhook delivery failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "try again later")
+            Delivery::Failed
         }
     }
 }

@@ -1,11 +1,14 @@
 //! `/metrics`: per-RPC metrics with go-grpc-prometheus's names and labels,
 //! checked after known calls.
 
-use support::MIB;
+use std::time::Duration;
+
+use serde_json::json;
 use support::content::data;
 use support::frames::frame;
 use support::gateway::TestGateway;
 use support::rpc::{Rpc, messages, spec};
+use support::{MIB, poll_until};
 
 const SERVICE: &str = "filegate.v1.FileGatewayService";
 
@@ -23,6 +26,90 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             matches.then(|| value.trim().parse::<f64>().expect("a number"))
         })
         .sum()
+}
+
+/// The value of the sample `name` that has no labels.
+fn sample_plain(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} missing"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+async fn scrape(gw: &TestGateway) -> String {
+    reqwest::get(format!("{}/metrics", gw.http_url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+#[tokio::test]
+async fn filestack_retries_and_webhook_deliveries_are_counted_by_route_and_outcome() {
+    let gw = TestGateway::start().await;
+    gw.emulator
+        .fault(json!({"route": "part_put", "status": 503, "count": 1}))
+        .await;
+    let bytes = data(6 * MIB);
+    gw.upload_stream(
+        "alice",
+        messages(spec("big.bin", Some(bytes.len() as i64)), &bytes, MIB),
+    )
+    .await
+    .expect("a multipart upload, one part retried");
+    poll_until(
+        Duration::from_secs(30),
+        "the fp.upload delivery counted",
+        || async {
+            let text = scrape(&gw).await;
+            sample(
+                &text,
+                "filegate_webhook_deliveries_total",
+                &[("outcome", "stored")],
+            ) >= 1.0
+        },
+    )
+    .await;
+    let refused = reqwest::Client::new()
+        .post(format!("{}/webhooks/filestack", gw.http_url))
+        .body("{}")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status(), 401);
+
+    let text = scrape(&gw).await;
+    let part_put = [("route", "part_put")];
+    assert_eq!(
+        sample(&text, "filestack_retries_total", &part_put),
+        1.0,
+        "{text}"
+    );
+    let unavailable = [("route", "part_put"), ("outcome", "unavailable")];
+    assert_eq!(sample(&text, "filestack_requests_total", &unavailable), 1.0);
+    let ok = [("route", "part_put"), ("outcome", "ok")];
+    assert_eq!(
+        sample(&text, "filestack_requests_total", &ok),
+        2.0,
+        "two parts"
+    );
+    for route in ["multipart_start", "multipart_complete"] {
+        let labels = [("route", route), ("outcome", "ok")];
+        assert_eq!(
+            sample(&text, "filestack_requests_total", &labels),
+            1.0,
+            "{route}"
+        );
+    }
+    let bad = [("outcome", "bad_signature")];
+    assert_eq!(
+        sample(&text, "filegate_webhook_deliveries_total", &bad),
+        1.0
+    );
+    gw.stop().await;
 }
 
 #[tokio::test]
@@ -119,6 +206,33 @@ async fn every_rpc_is_counted_by_method_type_and_code() {
     assert!(
         !text.contains("Nope"),
         "a made-up method has no labels of its own"
+    );
+
+    // Filestack calls: the one-request store and the read, each once.
+    let store = [("route", "store"), ("outcome", "ok")];
+    assert_eq!(sample(&text, "filestack_requests_total", &store), 1.0);
+    let read_ok = [("route", "read"), ("outcome", "ok")];
+    assert_eq!(sample(&text, "filestack_requests_total", &read_ok), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "filestack_request_seconds_count",
+            &[("route", "read")]
+        ),
+        1.0
+    );
+    // The upload's bytes, its admission, the pool.
+    assert_eq!(
+        sample_plain(&text, "filegate_upload_bytes_total"),
+        bytes.len() as f64
+    );
+    assert_eq!(
+        sample_plain(&text, "filegate_upload_admission_wait_seconds_count"),
+        1.0
+    );
+    assert!(
+        sample_plain(&text, "filegate_db_connections_max") >= 1.0,
+        "{text}"
     );
 
     // The gateway's own gauges are there too.

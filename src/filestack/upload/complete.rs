@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::filestack::client::FilestackClient;
 use crate::filestack::error::{FilestackError, UpstreamStatus};
-use crate::filestack::http::{check_handle, join, json, send};
+use crate::filestack::http::{check_handle, join, json};
 use crate::filestack::retry::backoff;
 use crate::filestack::upload::StoredFile;
 use crate::filestack::upload::protocol::{MultipartSession, PartEtag, store_at};
@@ -99,6 +99,7 @@ impl FilestackClient {
                     }
                     tracing::debug!(accepted, ?delay, "complete accepted, not done yet");
                     tokio::time::sleep(delay).await;
+                    self.metrics.retried("multipart_complete");
                     continue;
                 }
                 Err(error) => error,
@@ -109,6 +110,7 @@ impl FilestackClient {
                 let delay = backoff(&config.retry, failures);
                 tracing::warn!(attempt = failures, ?delay, %error, may_have_stored, "multipart/complete failed, retrying");
                 tokio::time::sleep(delay).await;
+                self.metrics.retried("multipart_complete");
                 continue;
             }
             return Err(if may_have_stored {
@@ -138,7 +140,13 @@ impl FilestackClient {
         });
         let url = join(&session.base, "multipart/complete");
         let secrets = [security.policy.as_str(), security.signature.as_str()];
-        let response = send(self.http.post(&url).json(&body), &secrets).await?;
+        let response = self
+            .send(
+                "multipart_complete",
+                self.http.post(&url).json(&body),
+                &secrets,
+            )
+            .await?;
         if response.status() == reqwest::StatusCode::ACCEPTED {
             return Ok(Attempt::Accepted);
         }

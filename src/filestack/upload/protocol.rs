@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use crate::filestack::client::{FilestackClient, expiry_in, regex_escape};
 use crate::filestack::error::FilestackError;
-use crate::filestack::http::{join, json, send};
+use crate::filestack::http::{join, json};
 use crate::filestack::policy::{Call, Policy, Security};
 use crate::filestack::retry::retry;
 use crate::filestack::upload::complete::PendingComplete;
@@ -135,11 +135,18 @@ impl<'a> Session<'a> {
         let url = join(&config.upload_url, "multipart/start");
         let secrets = [security.policy.as_str(), security.signature.as_str()];
         let answer: StartAnswer = retry(
+            &client.metrics,
             &config.retry,
             "multipart_start",
             FilestackError::is_safe_to_resend,
             || async {
-                let response = send(client.http.post(&url).json(&body), &secrets).await?;
+                let response = client
+                    .send(
+                        "multipart_start",
+                        client.http.post(&url).json(&body),
+                        &secrets,
+                    )
+                    .await?;
                 json(response, "multipart/start").await
             },
         )
@@ -193,6 +200,7 @@ impl<'a> Session<'a> {
             };
             let config = &self.client.config;
             let etag = retry(
+                &self.client.metrics,
                 &config.retry,
                 "part_put",
                 FilestackError::is_retryable,
@@ -231,11 +239,19 @@ impl<'a> Session<'a> {
         let url = join(&self.state.base, "multipart/upload");
         let secrets = self.secrets();
         retry(
+            &self.client.metrics,
             &config.retry,
             "multipart_upload",
             FilestackError::is_retryable,
             || async {
-                let response = send(self.client.http.post(&url).json(&body), &secrets).await?;
+                let response = self
+                    .client
+                    .send(
+                        "multipart_upload",
+                        self.client.http.post(&url).json(&body),
+                        &secrets,
+                    )
+                    .await?;
                 json(response, "multipart/upload").await
             },
         )
@@ -250,7 +266,10 @@ impl<'a> Session<'a> {
         number: u32,
     ) -> Result<String, FilestackError> {
         let request = self.client.http.put(url).headers(headers.clone());
-        let response = send(request.body(bytes), &[]).await?;
+        let response = self
+            .client
+            .send("part_put", request.body(bytes), &[])
+            .await?;
         let etag = response
             .headers()
             .get(ETAG)

@@ -8,10 +8,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use tonic::Streaming;
 
 use crate::gateway::domain::{ContentType, Filename, RequestId, Sha256Hex, UploadId};
 use crate::gateway::error::GatewayError;
+use crate::gateway::metrics::GatewayMetrics;
 use crate::gateway::upload::{ByteStream, CheckedSpec};
 use crate::pb::v1::{UploadRequest, UploadSpec, upload_request};
 
@@ -31,6 +33,31 @@ pub enum OpenedUpload {
         offset: u64,
         bytes: ByteStream,
     },
+}
+
+impl OpenedUpload {
+    /// The same upload, its bytes counted in `metrics` as they arrive.
+    pub fn counted(self, metrics: &GatewayMetrics) -> OpenedUpload {
+        let count = |bytes: ByteStream| -> ByteStream {
+            let metrics = metrics.clone();
+            Box::pin(bytes.inspect_ok(move |chunk| metrics.upload_bytes(chunk.len())))
+        };
+        match self {
+            OpenedUpload::New { spec, bytes } => OpenedUpload::New {
+                spec,
+                bytes: count(bytes),
+            },
+            OpenedUpload::Resume {
+                upload_id,
+                offset,
+                bytes,
+            } => OpenedUpload::Resume {
+                upload_id,
+                offset,
+                bytes: count(bytes),
+            },
+        }
+    }
 }
 
 /// Reads the first message, which must carry a spec or an upload id, and
