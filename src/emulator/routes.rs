@@ -5,7 +5,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
-use tower_http::cors::CorsLayer;
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::emulator::error::ApiError;
 use crate::emulator::faults::FaultSpec;
@@ -45,7 +45,14 @@ pub fn router(state: Shared) -> Router {
             state.clone(),
             middleware::faults,
         ))
-        .layer(CorsLayer::permissive())
+        // Any origin, method and request header; exposed response headers
+        // are each route's own (the S3 part PUT exposes its ETag).
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods(Any)
+                .allow_headers(Any),
+        )
         .with_state(state)
 }
 
