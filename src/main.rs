@@ -203,6 +203,8 @@ mod tests {
             "",
             "--database-url",
             "",
+            "--jwt-jwks-url",
+            "",
         ]);
         let Command::Serve(args) = serve.expect("serve parses").command else {
             panic!("not serve");
@@ -212,6 +214,7 @@ mod tests {
         assert!(args.filestack_app_secret.is_none());
         assert!(args.jwt_secret.is_none());
         assert!(args.database_url.is_none());
+        assert!(args.jwt_jwks_url.is_none());
         let settings = filegate::gateway::settings::Settings::resolve(args)
             .expect("an empty API key is local mode, not a key");
         assert!(settings.database_url.starts_with("sqlite://"));

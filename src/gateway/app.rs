@@ -189,11 +189,12 @@ impl Application {
         .with_metrics(metrics.gateway.clone());
         let filestack =
             FilestackClient::new(filestack_config)?.with_metrics(metrics.filestack.clone());
-        let auth = Authenticator::new(
+        let auth = Authenticator::start(
             &settings.jwt_key,
             args.jwt_issuer.as_deref(),
             args.jwt_audience.as_deref(),
-        )?;
+        )
+        .await?;
         let cache = CacheOptions {
             entries: settings.args.document_cache_entries,
             ttl: Duration::from_secs(settings.args.document_cache_ttl_secs),
@@ -235,7 +236,7 @@ impl Application {
             filestack_url,
             minting_secret: match &settings.jwt_key {
                 JwtKey::Hmac(secret) => Some(secret.clone()),
-                JwtKey::Rsa(_) | JwtKey::Ecdsa(_) => None,
+                JwtKey::Rsa(_) | JwtKey::Ecdsa(_) | JwtKey::Jwks(_) => None,
             },
         });
         Ok(Application {
@@ -324,6 +325,10 @@ impl Application {
         // (the emulator, in local mode, is already up).
         reap_once(&gateway).await;
         let reaper = tokio::spawn(reap_every_minute(gateway.clone(), stop.clone()));
+        let jwks = gateway
+            .auth
+            .jwks()
+            .map(|jwks| tokio::spawn(jwks.refresh_every(stop.clone())));
         let relay = tokio::spawn(events::relay(
             db.clone(),
             gateway.events.clone(),
@@ -379,6 +384,9 @@ impl Application {
         }
         stopped.cancel();
         reaper.await?;
+        if let Some(jwks) = jwks {
+            jwks.await?;
+        }
         relay.await?;
         tokio::select! {
             result = &mut http => result??,

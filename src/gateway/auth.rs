@@ -2,11 +2,16 @@
 //! health and reflection. The token's `sub` is the owner id.
 //!
 //! HS256 with a shared secret (the default, and what `filegate token`
-//! mints), or RS256/ES256 with a PEM public key. `exp` is required, and
-//! `nbf`, when present, must have passed (both with 30 s of leeway for
-//! clock skew); issuer and audience are checked when configured. `alg: none` and any
-//! algorithm other than the configured one are refused.
+//! mints), RS256/ES256 with a PEM public key, or RS256/ES256 with the keys
+//! an identity provider publishes at a JWKS URL (see [`jwks`], the key
+//! named by the token's `kid`). `exp` is required, and `nbf`, when present,
+//! must have passed (both with 30 s of leeway for clock skew); issuer and
+//! audience are checked when configured. `alg: none` and any algorithm
+//! other than the configured one (with a JWKS: the key's) are refused.
+//!
+//! [`jwks`]: crate::gateway::jwks
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -15,6 +20,7 @@ use tonic::metadata::MetadataMap;
 
 use crate::gateway::domain::OwnerId;
 use crate::gateway::error::GatewayError;
+use crate::gateway::jwks::{Jwks, JwksSource};
 use crate::secret::Secret;
 
 /// How tokens are verified.
@@ -26,6 +32,8 @@ pub enum JwtKey {
     Rsa(Vec<u8>),
     /// ES256 with a PEM public key.
     Ecdsa(Vec<u8>),
+    /// RS256 or ES256 with the keys of an identity provider's JWKS URL.
+    Jwks(JwksSource),
 }
 
 /// The claims filegate reads.
@@ -39,11 +47,21 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
+/// The keys tokens are verified with.
+#[derive(Clone)]
+enum Keys {
+    /// One configured key.
+    Fixed(DecodingKey),
+    /// The provider's, by `kid`.
+    Jwks(Arc<Jwks>),
+}
+
 /// Verifies bearer tokens.
 #[derive(Clone)]
 pub struct Authenticator {
-    key: DecodingKey,
-    validation: Validation,
+    keys: Keys,
+    /// The checks of each algorithm tokens may use.
+    validations: Vec<Validation>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -53,6 +71,7 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// An authenticator with one key; a JWKS is fetched by [`Self::start`].
     pub fn new(key: &JwtKey, issuer: Option<&str>, audience: Option<&str>) -> anyhow::Result<Self> {
         let (key, algorithm) = match key {
             JwtKey::Hmac(secret) => {
@@ -67,55 +86,129 @@ impl Authenticator {
             }
             JwtKey::Rsa(pem) => (DecodingKey::from_rsa_pem(pem)?, Algorithm::RS256),
             JwtKey::Ecdsa(pem) => (DecodingKey::from_ec_pem(pem)?, Algorithm::ES256),
+            JwtKey::Jwks(_) => anyhow::bail!("a JWKS is fetched: use Authenticator::start"),
         };
-        let mut validation = Validation::new(algorithm);
-        // A configured issuer or audience must be present, not only match
-        // when present.
-        let mut required = vec!["exp", "sub"];
-        required.extend(issuer.map(|_| "iss"));
-        required.extend(audience.map(|_| "aud"));
-        validation.set_required_spec_claims(&required);
-        validation.leeway = 30;
-        // RFC 7519 4.1.5: a token must not be accepted before its `nbf`.
-        validation.validate_nbf = true;
-        match issuer {
-            Some(iss) => validation.set_issuer(&[iss]),
-            None => validation.iss = None,
+        Ok(Self {
+            keys: Keys::Fixed(key),
+            validations: vec![validation(algorithm, issuer, audience)],
+        })
+    }
+
+    /// An authenticator for `key`; with a JWKS URL, once its keys are
+    /// fetched (an error if they cannot be).
+    pub async fn start(
+        key: &JwtKey,
+        issuer: Option<&str>,
+        audience: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        let JwtKey::Jwks(source) = key else {
+            return Self::new(key, issuer, audience);
+        };
+        Ok(Self {
+            keys: Keys::Jwks(Jwks::start(source.clone()).await?),
+            validations: [Algorithm::RS256, Algorithm::ES256]
+                .into_iter()
+                .map(|algorithm| validation(algorithm, issuer, audience))
+                .collect(),
+        })
+    }
+
+    /// The JWKS the keys come from, if they do (for its refresh task).
+    pub fn jwks(&self) -> Option<Arc<Jwks>> {
+        match &self.keys {
+            Keys::Jwks(jwks) => Some(jwks.clone()),
+            Keys::Fixed(_) => None,
         }
-        match audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        Ok(Self { key, validation })
     }
 
     /// The owner named by the request's bearer token.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<OwnerId, GatewayError> {
-        let header = metadata
-            .get("authorization")
-            .ok_or(GatewayError::Unauthenticated(
-                "missing authorization metadata",
-            ))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| {
-                let (scheme, token) = value.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .ok_or(GatewayError::Unauthenticated(
-                "authorization must be 'Bearer <token>'",
-            ))?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |error| {
-                tracing::debug!(%error, "token refused");
-                GatewayError::Unauthenticated("invalid or expired token")
-            },
-        )?;
-        OwnerId::parse(&data.claims.sub).ok_or(GatewayError::Unauthenticated(
+    pub async fn authenticate(&self, metadata: &MetadataMap) -> Result<OwnerId, GatewayError> {
+        let token = bearer(metadata)?;
+        let claims = match &self.keys {
+            Keys::Fixed(key) => decode(token, key, &self.validations[0])?,
+            Keys::Jwks(jwks) => {
+                let header = jsonwebtoken::decode_header(token).map_err(refused)?;
+                let validation = self
+                    .validations
+                    .iter()
+                    .find(|validation| validation.algorithms == [header.alg])
+                    .ok_or(GatewayError::Unauthenticated(
+                        "the token's algorithm is not RS256 or ES256",
+                    ))?;
+                let keys = match header.kid.as_deref() {
+                    Some(kid) => jwks.keys_naming(kid).await,
+                    None => jwks.keys(),
+                };
+                let key = keys
+                    .find(header.kid.as_deref())
+                    .ok_or(GatewayError::Unauthenticated(
+                        "the token's kid names no key of the identity provider",
+                    ))?;
+                if key.algorithm != header.alg {
+                    return Err(GatewayError::Unauthenticated(
+                        "the token's algorithm is not its key's",
+                    ));
+                }
+                decode(token, &key.key, validation)?
+            }
+        };
+        OwnerId::parse(&claims.sub).ok_or(GatewayError::Unauthenticated(
             "the token's sub is not a valid owner id",
         ))
     }
+}
+
+/// The checks of tokens signed with `algorithm`.
+fn validation(algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    // A configured issuer or audience must be present, not only match
+    // when present.
+    let mut required = vec!["exp", "sub"];
+    required.extend(issuer.map(|_| "iss"));
+    required.extend(audience.map(|_| "aud"));
+    validation.set_required_spec_claims(&required);
+    validation.leeway = 30;
+    // RFC 7519 4.1.5: a token must not be accepted before its `nbf`.
+    validation.validate_nbf = true;
+    match issuer {
+        Some(iss) => validation.set_issuer(&[iss]),
+        None => validation.iss = None,
+    }
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    validation
+}
+
+/// The token of `authorization: Bearer <token>`.
+fn bearer(metadata: &MetadataMap) -> Result<&str, GatewayError> {
+    let header = metadata
+        .get("authorization")
+        .ok_or(GatewayError::Unauthenticated(
+            "missing authorization metadata",
+        ))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .ok_or(GatewayError::Unauthenticated(
+            "authorization must be 'Bearer <token>'",
+        ))
+}
+
+fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Claims, GatewayError> {
+    jsonwebtoken::decode::<Claims>(token, key, validation)
+        .map(|data| data.claims)
+        .map_err(refused)
+}
+
+fn refused(error: jsonwebtoken::errors::Error) -> GatewayError {
+    tracing::debug!(%error, "token refused");
+    GatewayError::Unauthenticated("invalid or expired token")
 }
 
 /// Mints an HS256 token for `sub`, valid for `ttl` (`filegate token`, tests).
@@ -141,9 +234,12 @@ mod tests {
 
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use futures_util::FutureExt;
     use tonic::metadata::MetadataMap;
 
     use super::{Authenticator, JwtKey, mint_hs256};
+    use crate::gateway::domain::OwnerId;
+    use crate::gateway::error::GatewayError;
     use crate::secret::Secret;
 
     fn secret() -> Secret {
@@ -156,6 +252,13 @@ mod tests {
         map
     }
 
+    /// A fixed key never waits.
+    fn verify(auth: &Authenticator, metadata: &MetadataMap) -> Result<OwnerId, GatewayError> {
+        auth.authenticate(metadata)
+            .now_or_never()
+            .expect("a fixed key never waits")
+    }
+
     fn auth() -> Authenticator {
         Authenticator::new(&JwtKey::Hmac(secret()), None, None).unwrap()
     }
@@ -163,26 +266,23 @@ mod tests {
     #[test]
     fn a_minted_token_authenticates_its_subject() {
         let token = mint_hs256(&secret(), "alice", Duration::from_secs(60)).unwrap();
-        assert_eq!(
-            auth().authenticate(&bearer(&token)).unwrap().as_str(),
-            "alice"
-        );
+        assert_eq!(verify(&auth(), &bearer(&token)).unwrap().as_str(), "alice");
     }
 
     #[test]
     fn missing_malformed_wrong_key_and_unsafe_subjects_are_refused() {
         let auth = auth();
-        assert!(auth.authenticate(&MetadataMap::new()).is_err());
-        assert!(auth.authenticate(&bearer("not.a.jwt")).is_err());
+        assert!(verify(&auth, &MetadataMap::new()).is_err());
+        assert!(verify(&auth, &bearer("not.a.jwt")).is_err());
         let other = mint_hs256(
             &Secret::new("another-secret-entirely"),
             "alice",
             Duration::from_secs(60),
         )
         .unwrap();
-        assert!(auth.authenticate(&bearer(&other)).is_err());
+        assert!(verify(&auth, &bearer(&other)).is_err());
         let sneaky = mint_hs256(&secret(), "../bob", Duration::from_secs(60)).unwrap();
-        assert!(auth.authenticate(&bearer(&sneaky)).is_err());
+        assert!(verify(&auth, &bearer(&sneaky)).is_err());
     }
 
     #[test]
@@ -190,7 +290,7 @@ mod tests {
         let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         let claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"alice","exp":99999999999}"#);
         let token = format!("{header}.{claims}.");
-        assert!(auth().authenticate(&bearer(&token)).is_err());
+        assert!(verify(&auth(), &bearer(&token)).is_err());
     }
 
     #[test]
@@ -203,7 +303,7 @@ mod tests {
         };
         let key = jsonwebtoken::EncodingKey::from_secret(secret().expose().as_bytes()).unwrap();
         let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
-        assert!(auth().authenticate(&bearer(&token)).is_err());
+        assert!(verify(&auth(), &bearer(&token)).is_err());
     }
 
     #[test]
@@ -218,10 +318,10 @@ mod tests {
                 serde_json::json!({"sub": "alice", "exp": now + 3600, "nbf": nbf}),
             )
         };
-        assert!(auth().authenticate(&bearer(&token(now + 600))).is_err());
+        assert!(verify(&auth(), &bearer(&token(now + 600))).is_err());
         // Within the leeway for clock skew, and in the past: accepted.
-        assert!(auth().authenticate(&bearer(&token(now + 10))).is_ok());
-        assert!(auth().authenticate(&bearer(&token(now - 60))).is_ok());
+        assert!(verify(&auth(), &bearer(&token(now + 10))).is_ok());
+        assert!(verify(&auth(), &bearer(&token(now - 60))).is_ok());
     }
 
     // Test-only key pairs (openssl genpkey), never used outside tests.
@@ -264,25 +364,13 @@ mod tests {
             &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
             claims,
         );
-        assert_eq!(
-            rsa.authenticate(&bearer(&rsa_token)).unwrap().as_str(),
-            "alice"
-        );
-        assert_eq!(
-            ec.authenticate(&bearer(&ec_token)).unwrap().as_str(),
-            "alice"
-        );
-        assert!(
-            rsa.authenticate(&bearer(&ec_token)).is_err(),
-            "wrong algorithm"
-        );
-        assert!(
-            ec.authenticate(&bearer(&rsa_token)).is_err(),
-            "wrong algorithm"
-        );
+        assert_eq!(verify(&rsa, &bearer(&rsa_token)).unwrap().as_str(), "alice");
+        assert_eq!(verify(&ec, &bearer(&ec_token)).unwrap().as_str(), "alice");
+        assert!(verify(&rsa, &bearer(&ec_token)).is_err(), "wrong algorithm");
+        assert!(verify(&ec, &bearer(&rsa_token)).is_err(), "wrong algorithm");
         let hs = mint_hs256(&secret(), "alice", Duration::from_secs(60)).unwrap();
         assert!(
-            rsa.authenticate(&bearer(&hs)).is_err(),
+            verify(&rsa, &bearer(&hs)).is_err(),
             "an HS256 token is refused by an RS256 gateway"
         );
     }
@@ -302,7 +390,7 @@ mod tests {
             &key,
             serde_json::json!({"sub": "alice", "exp": future(), "iss": "https://idp.internal", "aud": "filegate"}),
         );
-        assert!(auth.authenticate(&bearer(&good)).is_ok());
+        assert!(verify(&auth, &bearer(&good)).is_ok());
         let wrong_iss = signed(
             Header::default(),
             &key,
@@ -319,7 +407,7 @@ mod tests {
             serde_json::json!({"sub": "alice", "exp": future()}),
         );
         for token in [wrong_iss, wrong_aud, none] {
-            assert!(auth.authenticate(&bearer(&token)).is_err());
+            assert!(verify(&auth, &bearer(&token)).is_err());
         }
     }
 }

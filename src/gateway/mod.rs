@@ -20,6 +20,7 @@ pub mod events;
 pub mod grpc_web;
 mod http;
 pub mod journal;
+pub mod jwks;
 pub mod listener;
 pub mod local_page;
 pub mod metrics;

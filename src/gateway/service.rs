@@ -38,11 +38,11 @@ impl GatewayService {
     }
 
     /// The caller, recorded on the call's span.
-    fn authenticate(
+    async fn authenticate(
         &self,
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<OwnerId, GatewayError> {
-        let owner = self.gateway.auth.authenticate(metadata)?;
+        let owner = self.gateway.auth.authenticate(metadata).await?;
         Span::current().record("owner", owner.as_str());
         Ok(owner)
     }
@@ -176,7 +176,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("WatchEvents"),
             Deadline::Stream,
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let include_payload = request.include_payload;
                 let stream = self
@@ -201,7 +201,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("Read"),
             Deadline::Stream,
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let id = document_id(&request.document_id)?;
                 let spec = ReadSpec::parse(request.read_offset, request.read_limit)?;
@@ -223,7 +223,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("Upload"),
             Deadline::Stream,
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let _on_connection = upload_on_connection(&request)?;
                 let limits = &gateway.limits;
                 let opened = open_upload(
@@ -277,7 +277,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("StartUpload"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let spec = request.spec.ok_or_else(|| {
                     GatewayError::invalid_because("spec", "SPEC_REQUIRED", "the spec is required")
@@ -304,7 +304,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("QueryUpload"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let id = upload_id(&request.into_inner().upload_id)?;
                 let status = self.gateway.query_upload(&owner, &id).await?;
                 Ok(pb::QueryUploadResponse {
@@ -327,7 +327,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("CancelUpload"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let id = upload_id(&request.into_inner().upload_id)?;
                 self.gateway.cancel_upload(&owner, &id).await?;
                 Ok(pb::CancelUploadResponse {})
@@ -345,7 +345,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("SignedUrl"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let id = document_id(&request.document_id)?;
                 let ttl = self.ttl(request.ttl.as_ref())?;
@@ -365,7 +365,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("Thumbnail"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let id = document_id(&request.document_id)?;
                 let spec = convert::thumbnail_spec(&request)?;
@@ -386,7 +386,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("Delete"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let id = document_id(&request.document_id)?;
                 self.gateway.delete(&owner, &id).await?;
@@ -405,7 +405,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("RegisterHandle"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let handle = Handle::parse(&request.handle)?;
                 Span::current().record("handle", handle.as_str());
@@ -432,7 +432,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("Metadata"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let id = document_id(&request.document_id)?;
                 let fields = convert::metadata_fields(&request.fields)?;
@@ -452,7 +452,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("GetDocument"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let id = document_id(&request.document_id)?;
                 let row = self.gateway.owned_document(&owner, &id).await?;
@@ -473,7 +473,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("ListDocuments"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let page_size = match request.page_size {
                     0 => DEFAULT_PAGE_SIZE,
@@ -512,7 +512,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("UploadPolicy"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 let request = request.into_inner();
                 let ttl = self.ttl(request.ttl.as_ref())?;
                 let max_size = match request.max_size_bytes {
@@ -541,7 +541,7 @@ impl FileGatewayService for GatewayService {
             rpc_span("WhoAmI"),
             self.call_deadline(),
             async move {
-                let owner = self.authenticate(request.metadata())?;
+                let owner = self.authenticate(request.metadata()).await?;
                 Ok(pb::WhoAmIResponse {
                     owner: owner.as_str().to_owned(),
                 })

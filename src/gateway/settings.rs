@@ -15,6 +15,7 @@ use crate::filestack::upload::MAX_PARTS;
 use crate::gateway::Limits;
 use crate::gateway::auth::JwtKey;
 use crate::gateway::events::{self, WatchLimits};
+use crate::gateway::jwks::JwksSource;
 use crate::gateway::listener::ListenerLimits;
 use crate::secret::Secret;
 
@@ -123,6 +124,17 @@ pub struct ServeArgs {
     /// PEM public key file for RS256/ES256 caller tokens.
     #[arg(long, env = "FILEGATE_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
+    /// JWKS URL of the identity provider whose keys (RS256, ES256) verify
+    /// caller tokens, by `kid`: https, or http to a loopback address.
+    #[arg(long, env = "FILEGATE_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// Time between scheduled fetches of `--jwt-jwks-url`, in seconds.
+    #[arg(long, env = "FILEGATE_JWT_JWKS_REFRESH_SECS", default_value_t = 300)]
+    pub jwt_jwks_refresh_secs: u64,
+    /// Shortest time between two fetches of `--jwt-jwks-url` for tokens
+    /// naming an unknown `kid`, in seconds (tokens in between are refused).
+    #[arg(long, env = "FILEGATE_JWT_JWKS_MIN_REFRESH_SECS", default_value_t = 30)]
+    pub jwt_jwks_min_refresh_secs: u64,
     /// Webhook deliveries signed longer ago than this are refused, in
     /// seconds (a captured delivery cannot be replayed later).
     #[arg(long, env = "FILEGATE_WEBHOOK_MAX_AGE_SECS", default_value_t = 300)]
@@ -268,6 +280,7 @@ impl std::fmt::Debug for JwtKey {
             JwtKey::Hmac(_) => "Hmac([redacted])",
             JwtKey::Rsa(_) => "Rsa(..)",
             JwtKey::Ecdsa(_) => "Ecdsa(..)",
+            JwtKey::Jwks(_) => "Jwks(..)",
         })
     }
 }
@@ -290,6 +303,7 @@ impl ServeArgs {
         self.database_url = text(self.database_url);
         self.jwt_issuer = text(self.jwt_issuer);
         self.jwt_audience = text(self.jwt_audience);
+        self.jwt_jwks_url = text(self.jwt_jwks_url);
         self.filestack_app_secret = secret(self.filestack_app_secret);
         self.filestack_webhook_secret = secret(self.filestack_webhook_secret);
         self.jwt_secret = secret(self.jwt_secret);
@@ -381,6 +395,17 @@ impl Settings {
 }
 
 fn jwt_key(args: &ServeArgs, local: bool) -> anyhow::Result<JwtKey> {
+    if let Some(url) = &args.jwt_jwks_url {
+        anyhow::ensure!(
+            args.jwt_secret.is_none() && args.jwt_public_key.is_none(),
+            "--jwt-jwks-url (FILEGATE_JWT_JWKS_URL) cannot be combined with --jwt-secret (FILEGATE_JWT_SECRET) or --jwt-public-key (FILEGATE_JWT_PUBLIC_KEY): choose one source of keys"
+        );
+        return Ok(JwtKey::Jwks(JwksSource::new(
+            url,
+            Duration::from_secs(args.jwt_jwks_refresh_secs),
+            Duration::from_secs(args.jwt_jwks_min_refresh_secs),
+        )?));
+    }
     if let Some(path) = &args.jwt_public_key {
         let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         return match args.jwt_algorithm.as_str() {
@@ -395,7 +420,9 @@ fn jwt_key(args: &ServeArgs, local: bool) -> anyhow::Result<JwtKey> {
     if local {
         return Ok(JwtKey::Hmac(local_jwt_secret(&args.data_dir)?));
     }
-    anyhow::bail!("set FILEGATE_JWT_SECRET or FILEGATE_JWT_PUBLIC_KEY: callers must authenticate")
+    anyhow::bail!(
+        "set FILEGATE_JWT_SECRET, FILEGATE_JWT_PUBLIC_KEY or FILEGATE_JWT_JWKS_URL: callers must authenticate"
+    )
 }
 
 const LOCAL_JWT_SECRET_FILE: &str = "dev-jwt-secret";

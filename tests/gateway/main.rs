@@ -10,6 +10,7 @@ mod documents;
 mod events;
 mod faults;
 mod grpc_web;
+mod jwks;
 mod local_page;
 mod lost_answers;
 mod metrics;

@@ -75,11 +75,18 @@ impl TestGateway {
         Self::start_with(&[]).await
     }
 
-    /// Starts with extra `filegate serve` flags.
+    /// Starts with extra `filegate serve` flags. Tokens are HS256 with
+    /// [`JWT_SECRET`] unless they name another source of keys
+    /// (`--jwt-jwks-url`, `--jwt-public-key`).
     pub async fn start_with(extra: &[&str]) -> TestGateway {
+        Self::try_start_with(extra).await.expect("gateway starts")
+    }
+
+    /// [`Self::start_with`], or why the gateway did not start.
+    pub async fn try_start_with(extra: &[&str]) -> anyhow::Result<TestGateway> {
         let dir = tempfile::tempdir().expect("temp dir");
         let (db_url, postgres) = database_url(dir.path()).await;
-        Self::launch(dir, db_url, postgres, extra).await
+        Self::try_launch(dir, db_url, postgres, extra).await
     }
 
     /// Starts on an existing database, which the caller drops afterwards
@@ -95,6 +102,17 @@ impl TestGateway {
         postgres: Option<PostgresDatabase>,
         extra: &[&str],
     ) -> TestGateway {
+        Self::try_launch(dir, db_url, postgres, extra)
+            .await
+            .expect("gateway starts")
+    }
+
+    async fn try_launch(
+        dir: tempfile::TempDir,
+        db_url: String,
+        postgres: Option<PostgresDatabase>,
+        extra: &[&str],
+    ) -> anyhow::Result<TestGateway> {
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
             .with_env_filter(
@@ -108,15 +126,19 @@ impl TestGateway {
             &data_dir,
             "--database-url",
             &db_url,
-            "--jwt-secret",
-            JWT_SECRET,
             "--part-size",
             "5242880",
         ]);
+        let other_keys = extra
+            .iter()
+            .any(|flag| ["--jwt-jwks-url", "--jwt-public-key"].contains(flag));
+        if !other_keys {
+            argv.extend_from_slice(&["--jwt-secret", JWT_SECRET]);
+        }
         argv.extend_from_slice(extra);
         let args = Cli::try_parse_from(argv).expect("valid flags").args;
-        let settings = Settings::resolve(args).expect("settings");
-        let app = Application::build(settings).await.expect("gateway starts");
+        let settings = Settings::resolve(args)?;
+        let app = Application::build(settings).await?;
         let grpc_url = format!("http://{}", app.grpc_addr());
         let http_url = format!("http://{}", app.http_addr());
         let emulator_url = app.emulator_url().expect("local mode");
@@ -139,7 +161,7 @@ impl TestGateway {
             task: Some(task),
         };
         gateway.wait_for_cache_live().await;
-        gateway
+        Ok(gateway)
     }
 
     /// Stops this gateway and starts a new one on the same data dir and
