@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
@@ -43,6 +44,7 @@ use crate::gateway::local_page::LocalPage;
 use crate::gateway::metrics::{GrpcMetricsLayer, Metrics};
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
+use crate::gateway::tls::{ServedStream, Tls};
 use crate::gateway::upload::MAX_CHUNK_BYTES;
 use crate::gateway::webhooks::{WEBHOOK_PATH, WebhookReceiver};
 use crate::pb;
@@ -118,6 +120,8 @@ pub struct Application {
     /// Local mode's page, on the HTTP listener.
     page: Option<LocalPage>,
     metrics: Arc<Metrics>,
+    /// TLS of the gRPC listener; `None`: plaintext.
+    tls: Option<Tls>,
 }
 
 impl Application {
@@ -222,6 +226,12 @@ impl Application {
             max_connections,
             ..settings.listeners
         };
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(|files| Tls::load(files, limits.handshake_timeout))
+            .transpose()?;
+        let grpc_scheme = if tls.is_some() { "https" } else { "http" };
         let webhooks = WebhookReceiver::new(
             settings.webhook_secret.clone(),
             Duration::from_secs(args.webhook_max_age_secs),
@@ -232,7 +242,7 @@ impl Application {
         .waking(gateway.reaper.clone())
         .counting(metrics.gateway.clone());
         let page = emulator_url.clone().map(|filestack_url| LocalPage {
-            grpc_web_url: format!("http://{}", grpc.local_addr().expect("bound")),
+            grpc_web_url: format!("{grpc_scheme}://{}", grpc.local_addr().expect("bound")),
             filestack_url,
             minting_secret: match &settings.jwt_key {
                 JwtKey::Hmac(secret) => Some(secret.clone()),
@@ -253,6 +263,7 @@ impl Application {
             cors,
             page,
             metrics,
+            tls,
         })
     }
 
@@ -305,6 +316,7 @@ impl Application {
             cors,
             page,
             metrics,
+            tls,
             ..
         } = self;
         let (mut reporter, health) = tonic_health::server::health_reporter();
@@ -354,10 +366,14 @@ impl Application {
         // Small responses go out at once: with Nagle's algorithm, a response
         // written while an earlier one is unacknowledged waits for the peer's
         // delayed ACK (40 ms).
-        let incoming =
+        let listener =
             GuardedListener::new(grpc, Handshake::Http2Preface, grpc_connections.clone())
-                .with_nodelay()
-                .into_incoming();
+                .with_nodelay();
+        let incoming = match &tls {
+            Some(tls) => tls.incoming(listener, grpc_connections.max()).boxed(),
+            None => listener.into_incoming().map_ok(ServedStream::Plain).boxed(),
+        };
+        let tls_watch = tls.map(|tls| tokio::spawn(tls.watch(stop.clone())));
         let goaway = CancellationToken::new();
         let server = grpc_server(gateway.clone(), health, cors, metrics.grpc_layer())?
             .serve_with_incoming_shutdown(incoming, goaway.clone().cancelled_owned());
@@ -384,6 +400,9 @@ impl Application {
         }
         stopped.cancel();
         reaper.await?;
+        if let Some(tls_watch) = tls_watch {
+            tls_watch.await?;
+        }
         if let Some(jwks) = jwks {
             jwks.await?;
         }
