@@ -236,7 +236,7 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// A new connection that has not sent its handshake (gRPC: the HTTP/2
     /// preface; HTTP: its first request head) within this is closed, in
-    /// seconds.
+    /// seconds. With TLS, the TLS handshake too must finish within it.
     #[arg(long, env = "FILEGATE_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
     pub handshake_timeout_secs: u64,
     /// PEM certificate chain of the gRPC listener: TLS when set (with
