@@ -44,7 +44,7 @@ use crate::gateway::local_page::LocalPage;
 use crate::gateway::metrics::{GrpcMetricsLayer, Metrics};
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
-use crate::gateway::tls::{ServedStream, Tls};
+use crate::gateway::tls::{ServedListener, ServedStream, Tls};
 use crate::gateway::upload::MAX_CHUNK_BYTES;
 use crate::gateway::webhooks::{WEBHOOK_PATH, WebhookReceiver};
 use crate::pb;
@@ -122,6 +122,10 @@ pub struct Application {
     metrics: Arc<Metrics>,
     /// TLS of the gRPC listener; `None`: plaintext.
     tls: Option<Tls>,
+    /// TLS of the HTTP listener (`--http-tls`); `None`: plaintext.
+    http_tls: Option<Tls>,
+    /// `http` or `https`: the HTTP listener's scheme.
+    http_scheme: &'static str,
 }
 
 impl Application {
@@ -133,7 +137,7 @@ impl Application {
         let http = TcpListener::bind(args.http_listen).await?;
         let mut origins = args.grpc_web_origins.clone();
         if settings.is_local() {
-            origins.extend(own_page_origins(http.local_addr()?));
+            origins.extend(own_page_origins(http.local_addr()?, http_scheme(&settings)));
         }
         let cors = grpc_web::cors(&origins)?;
         let (mut filestack_config, emulator) = match &settings.local_app_secret {
@@ -231,6 +235,10 @@ impl Application {
             .as_ref()
             .map(|files| Tls::load(files, limits.handshake_timeout))
             .transpose()?;
+        let http_tls = match &tls {
+            Some(tls) if settings.args.http_tls => Some(tls.for_http()?),
+            _ => None,
+        };
         let grpc_scheme = if tls.is_some() { "https" } else { "http" };
         let webhooks = WebhookReceiver::new(
             settings.webhook_secret.clone(),
@@ -264,6 +272,8 @@ impl Application {
             page,
             metrics,
             tls,
+            http_tls,
+            http_scheme: http_scheme(&settings),
         })
     }
 
@@ -283,7 +293,7 @@ impl Application {
     pub fn page_url(&self) -> Option<String> {
         self.page
             .as_ref()
-            .map(|_| format!("http://{}/", self.http_addr()))
+            .map(|_| format!("{}://{}/", self.http_scheme, self.http_addr()))
     }
 
     /// The embedded emulator's base URL, in local mode.
@@ -317,6 +327,7 @@ impl Application {
             page,
             metrics,
             tls,
+            http_tls,
             ..
         } = self;
         let (mut reporter, health) = tonic_health::server::health_reporter();
@@ -353,8 +364,15 @@ impl Application {
             http: http_connections.clone(),
             metrics: metrics.clone(),
         };
-        let http_listener =
-            GuardedListener::new(http, Handshake::RequestHead, http_connections.clone());
+        let handshake = if http_tls.is_some() {
+            Handshake::TlsRecord
+        } else {
+            Handshake::RequestHead
+        };
+        let http_listener = ServedListener::new(
+            GuardedListener::new(http, handshake, http_connections.clone()),
+            http_tls,
+        );
         let mut http = tokio::spawn(serve_http(
             http_listener,
             db.clone(),
@@ -496,12 +514,21 @@ type GrpcLayers = Stack<
 >;
 
 /// The origins of the page local mode serves on its HTTP listener.
-fn own_page_origins(http: SocketAddr) -> Vec<String> {
-    let mut origins = vec![format!("http://{http}")];
+fn own_page_origins(http: SocketAddr, scheme: &str) -> Vec<String> {
+    let mut origins = vec![format!("{scheme}://{http}")];
     if http.ip().is_loopback() {
-        origins.push(format!("http://localhost:{}", http.port()));
+        origins.push(format!("{scheme}://localhost:{}", http.port()));
     }
     origins
+}
+
+/// The scheme of the HTTP listener.
+fn http_scheme(settings: &Settings) -> &'static str {
+    if settings.args.http_tls && settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// The gRPC server: the gateway's service, health and reflection, with the

@@ -254,6 +254,16 @@ pub struct ServeArgs {
     /// comma-separated; none: any the client CA signed.
     #[arg(long, env = "FILEGATE_TLS_CLIENT_NAMES", value_delimiter = ',')]
     pub tls_client_names: Vec<String>,
+    /// Whether the HTTP listener (probes, metrics, webhooks) serves TLS too,
+    /// with `--tls-cert` (no client certificates); off by default, for a
+    /// listener behind a proxy.
+    #[arg(
+        long,
+        env = "FILEGATE_HTTP_TLS",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub http_tls: bool,
     /// WatchEvents streams served at once by this gateway.
     #[arg(
         long,
@@ -425,6 +435,10 @@ fn tls_files(args: &ServeArgs) -> anyhow::Result<Option<TlsFiles>> {
         (Some(cert), Some(key)) => (cert.clone(), key.clone()),
         (None, None) => {
             anyhow::ensure!(
+                !args.http_tls,
+                "--http-tls (FILEGATE_HTTP_TLS) needs --tls-cert and --tls-key"
+            );
+            anyhow::ensure!(
                 args.tls_client_ca.is_none() && args.tls_client_names.is_empty(),
                 "--tls-client-ca (FILEGATE_TLS_CLIENT_CA) and --tls-client-names (FILEGATE_TLS_CLIENT_NAMES) need --tls-cert and --tls-key"
             );
@@ -437,6 +451,10 @@ fn tls_files(args: &ServeArgs) -> anyhow::Result<Option<TlsFiles>> {
             "--tls-key (FILEGATE_TLS_KEY) needs --tls-cert (FILEGATE_TLS_CERT): give both or neither"
         ),
     };
+    anyhow::ensure!(
+        !(args.http_tls && args.filestack_api_key.is_none() && args.local_webhooks),
+        "local mode's emulator delivers its webhooks over plaintext HTTP: with --http-tls (FILEGATE_HTTP_TLS) set --local-webhooks false"
+    );
     anyhow::ensure!(
         args.tls_client_names.is_empty() || args.tls_client_ca.is_some(),
         "--tls-client-names (FILEGATE_TLS_CLIENT_NAMES) needs --tls-client-ca (FILEGATE_TLS_CLIENT_CA)"

@@ -11,7 +11,9 @@
 //! new certificate, open ones keep theirs, and a reload that fails keeps the
 //! old certificate. The private key never appears in logs or errors.
 
+use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
@@ -19,6 +21,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::stream::FuturesUnordered;
 use futures_util::{Stream, StreamExt};
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
@@ -63,6 +66,10 @@ pub struct Tls {
     handshake_timeout: Duration,
 }
 
+/// The ALPN protocols of the gRPC listener: gRPC over HTTP/2, gRPC-Web
+/// over HTTP/1.1.
+const GRPC_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
 impl std::fmt::Debug for Tls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tls")
@@ -99,12 +106,27 @@ impl Tls {
             }
         };
         let mut config = builder.with_cert_resolver(certs.clone());
-        // gRPC over HTTP/2, gRPC-Web over HTTP/1.1 on the same listener.
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = GRPC_ALPN.iter().map(|p| p.to_vec()).collect();
         Ok(Tls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             certs,
             handshake_timeout,
+        })
+    }
+
+    /// The HTTP listener's TLS: the same (reloaded) certificate, no client
+    /// certificates (probes and webhook deliveries have none), HTTP/1.1.
+    pub fn for_http(&self) -> anyhow::Result<Tls> {
+        let mut config = ServerConfig::builder_with_provider(self.certs.provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_cert_resolver(self.certs.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Tls {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            certs: self.certs.clone(),
+            handshake_timeout: self.handshake_timeout,
         })
     }
 
@@ -180,6 +202,63 @@ async fn next_hangup(signal: &mut Hangup) {
     #[cfg(not(unix))]
     let _ = signal;
     std::future::pending::<()>().await
+}
+
+type PendingHandshake = Pin<Box<dyn Future<Output = Option<ServedStream>> + Send>>;
+
+/// The HTTP listener (axum): plaintext, or TLS with the handshakes run
+/// concurrently with the accepts.
+pub struct ServedListener {
+    inner: GuardedListener,
+    tls: Option<Tls>,
+    pending: FuturesUnordered<PendingHandshake>,
+}
+
+impl ServedListener {
+    pub fn new(inner: GuardedListener, tls: Option<Tls>) -> Self {
+        Self {
+            inner,
+            tls,
+            pending: FuturesUnordered::new(),
+        }
+    }
+}
+
+impl axum::serve::Listener for ServedListener {
+    type Io = ServedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (ServedStream, SocketAddr) {
+        let Self {
+            inner,
+            tls,
+            pending,
+        } = self;
+        let Some(tls) = tls else {
+            let stream = inner.next().await;
+            let peer = stream.info().peer;
+            return (ServedStream::Plain(stream), peer);
+        };
+        loop {
+            tokio::select! {
+                Some(done) = pending.next(), if !pending.is_empty() => {
+                    if let Some(stream) = done {
+                        let peer = stream.guarded().info().peer;
+                        return (stream, peer);
+                    }
+                }
+                stream = inner.next() => pending.push(Box::pin(handshake(
+                    tls.acceptor.clone(),
+                    stream,
+                    tls.handshake_timeout,
+                ))),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        axum::serve::Listener::local_addr(&self.inner)
+    }
 }
 
 /// The TLS handshake of one connection, within `timeout`; `None` closes it.

@@ -341,3 +341,58 @@ async fn tls_certificate_rotates_without_restart() {
         "on the same connection"
     );
 }
+
+/// `GET path` over TLS to the HTTP listener with `config`: the response.
+async fn https_get(
+    gw: &TestGateway,
+    config: Arc<ClientConfig>,
+    path: &str,
+) -> std::io::Result<(String, Option<CertificateDer<'static>>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = gw.http_url.trim_start_matches("https://");
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").expect("a name");
+    let mut tls = TlsConnector::from(config).connect(name, tcp).await?;
+    let presented = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .map(|cert| cert.clone().into_owned());
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await?;
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await?;
+    Ok((response, presented))
+}
+
+#[tokio::test]
+async fn tls_on_the_http_listener_with_http_tls() {
+    let ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let leaf = ca.leaf(&["localhost"]);
+    let files = ServerFiles::new(&leaf, &client_ca);
+    let mut flags = files.mtls_flags();
+    flags.extend([
+        "--http-tls".into(),
+        "true".into(),
+        "--local-webhooks".into(),
+        "false".into(),
+    ]);
+    let gw = start(&flags).await;
+
+    // Probes carry no client certificate: the HTTP listener asks for none.
+    let mut config = (*client_config(&ca.pem, None)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let (response, presented) =
+        tokio::time::timeout(PATIENCE, https_get(&gw, Arc::new(config), "/healthz"))
+            .await
+            .expect("answered in time")
+            .expect("served over TLS");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("ok"), "{response}");
+    assert_eq!(presented.as_ref(), Some(&leaf.der));
+
+    let plaintext = reqwest::get(gw.http_url.replace("https://", "http://") + "/healthz").await;
+    assert!(plaintext.is_err(), "plaintext HTTP fails: {plaintext:?}");
+}
