@@ -615,3 +615,60 @@ impl AsyncWrite for ServedStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
+        let cert = params.self_signed(&key).expect("cert");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn served(certs: &ServerCerts) -> CertificateDer<'static> {
+        certs.current.read().unwrap().cert[0].clone()
+    }
+
+    #[test]
+    fn a_failed_reload_keeps_the_certificate_and_never_shows_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let (cert, key) = pair("first.test");
+        std::fs::write(&cert_path, &cert).unwrap();
+        std::fs::write(&key_path, &key).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let certs = ServerCerts::load(cert_path.clone(), key_path.clone(), provider.clone())
+            .expect("loads");
+        let first = served(&certs);
+
+        // A key that does not match, then a mangled key: refused, and the
+        // errors quote neither key.
+        let (_, other_key) = pair("other.test");
+        std::fs::write(&key_path, &other_key).unwrap();
+        certs.reload("test", false);
+        assert_eq!(served(&certs), first);
+        let error = read_pair(&cert_path, &key_path, &provider).unwrap_err();
+        let mangled = other_key.replace('A', "!");
+        std::fs::write(&key_path, &mangled).unwrap();
+        certs.reload("test", false);
+        assert_eq!(served(&certs), first);
+        let mangled_error = read_pair(&cert_path, &key_path, &provider).unwrap_err();
+        for error in [format!("{error:#}"), format!("{mangled_error:#}")] {
+            assert!(error.contains("key.pem"), "{error}");
+            for line in other_key.lines().chain(mangled.lines()) {
+                if !line.starts_with("-----") {
+                    assert!(!error.contains(line), "{error}");
+                }
+            }
+        }
+
+        // A good pair is loaded.
+        let (cert, key) = pair("second.test");
+        std::fs::write(&key_path, &key).unwrap();
+        std::fs::write(&cert_path, &cert).unwrap();
+        certs.reload("test", false);
+        assert_ne!(served(&certs), first);
+    }
+}
