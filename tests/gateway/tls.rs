@@ -396,3 +396,40 @@ async fn tls_on_the_http_listener_with_http_tls() {
     let plaintext = reqwest::get(gw.http_url.replace("https://", "http://") + "/healthz").await;
     assert!(plaintext.is_err(), "plaintext HTTP fails: {plaintext:?}");
 }
+
+#[tokio::test]
+async fn tls_a_stalled_handshake_blocks_no_one_and_is_closed_in_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new("server CA");
+    let files = ServerFiles::new(&ca.leaf(&["localhost"]), &ca);
+    let mut flags = files.flags();
+    flags.extend(["--handshake-timeout-secs".into(), "2".into()]);
+    let gw = start(&flags).await;
+
+    // Past the guarded listener's 24 bytes, inside a ClientHello record
+    // that never ends.
+    let mut stalled = TcpStream::connect(addr(&gw)).await.expect("connects");
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x3f, 0xfc, 0x03, 0x03,
+    ];
+    hello.resize(64, 0);
+    stalled.write_all(&hello).await.expect("write");
+
+    let started = std::time::Instant::now();
+    let owner = who_am_i(&gw, client_config(&ca.pem, None)).await;
+    assert!(
+        owner.is_ok(),
+        "served beside a stalled handshake: {owner:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "not held up by the stalled handshake: {:?}",
+        started.elapsed()
+    );
+
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(PATIENCE, stalled.read(&mut buf))
+        .await
+        .expect("the stalled connection is closed in time");
+    assert!(matches!(read, Ok(0) | Err(_)), "closed: {read:?}");
+}
