@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::server::NamedService;
@@ -43,6 +44,7 @@ use crate::gateway::local_page::LocalPage;
 use crate::gateway::metrics::{GrpcMetricsLayer, Metrics};
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
+use crate::gateway::tls::{ServedListener, ServedStream, Tls};
 use crate::gateway::upload::MAX_CHUNK_BYTES;
 use crate::gateway::webhooks::{WEBHOOK_PATH, WebhookReceiver};
 use crate::pb;
@@ -118,6 +120,12 @@ pub struct Application {
     /// Local mode's page, on the HTTP listener.
     page: Option<LocalPage>,
     metrics: Arc<Metrics>,
+    /// TLS of the gRPC listener; `None`: plaintext.
+    tls: Option<Tls>,
+    /// TLS of the HTTP listener (`--http-tls`); `None`: plaintext.
+    http_tls: Option<Tls>,
+    /// `http` or `https`: the HTTP listener's scheme.
+    http_scheme: &'static str,
 }
 
 impl Application {
@@ -129,7 +137,7 @@ impl Application {
         let http = TcpListener::bind(args.http_listen).await?;
         let mut origins = args.grpc_web_origins.clone();
         if settings.is_local() {
-            origins.extend(own_page_origins(http.local_addr()?));
+            origins.extend(own_page_origins(http.local_addr()?, http_scheme(&settings)));
         }
         let cors = grpc_web::cors(&origins)?;
         let (mut filestack_config, emulator) = match &settings.local_app_secret {
@@ -222,6 +230,16 @@ impl Application {
             max_connections,
             ..settings.listeners
         };
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(|files| Tls::load(files, limits.handshake_timeout))
+            .transpose()?;
+        let http_tls = match &tls {
+            Some(tls) if settings.args.http_tls => Some(tls.for_http()?),
+            _ => None,
+        };
+        let grpc_scheme = if tls.is_some() { "https" } else { "http" };
         let webhooks = WebhookReceiver::new(
             settings.webhook_secret.clone(),
             Duration::from_secs(args.webhook_max_age_secs),
@@ -232,7 +250,7 @@ impl Application {
         .waking(gateway.reaper.clone())
         .counting(metrics.gateway.clone());
         let page = emulator_url.clone().map(|filestack_url| LocalPage {
-            grpc_web_url: format!("http://{}", grpc.local_addr().expect("bound")),
+            grpc_web_url: format!("{grpc_scheme}://{}", grpc.local_addr().expect("bound")),
             filestack_url,
             minting_secret: match &settings.jwt_key {
                 JwtKey::Hmac(secret) => Some(secret.clone()),
@@ -253,6 +271,9 @@ impl Application {
             cors,
             page,
             metrics,
+            tls,
+            http_tls,
+            http_scheme: http_scheme(&settings),
         })
     }
 
@@ -272,7 +293,7 @@ impl Application {
     pub fn page_url(&self) -> Option<String> {
         self.page
             .as_ref()
-            .map(|_| format!("http://{}/", self.http_addr()))
+            .map(|_| format!("{}://{}/", self.http_scheme, self.http_addr()))
     }
 
     /// The embedded emulator's base URL, in local mode.
@@ -305,6 +326,8 @@ impl Application {
             cors,
             page,
             metrics,
+            tls,
+            http_tls,
             ..
         } = self;
         let (mut reporter, health) = tonic_health::server::health_reporter();
@@ -341,8 +364,15 @@ impl Application {
             http: http_connections.clone(),
             metrics: metrics.clone(),
         };
-        let http_listener =
-            GuardedListener::new(http, Handshake::RequestHead, http_connections.clone());
+        let handshake = if http_tls.is_some() {
+            Handshake::TlsRecord
+        } else {
+            Handshake::RequestHead
+        };
+        let http_listener = ServedListener::new(
+            GuardedListener::new(http, handshake, http_connections.clone()),
+            http_tls,
+        );
         let mut http = tokio::spawn(serve_http(
             http_listener,
             db.clone(),
@@ -354,10 +384,14 @@ impl Application {
         // Small responses go out at once: with Nagle's algorithm, a response
         // written while an earlier one is unacknowledged waits for the peer's
         // delayed ACK (40 ms).
-        let incoming =
+        let listener =
             GuardedListener::new(grpc, Handshake::Http2Preface, grpc_connections.clone())
-                .with_nodelay()
-                .into_incoming();
+                .with_nodelay();
+        let incoming = match &tls {
+            Some(tls) => tls.incoming(listener, grpc_connections.max()).boxed(),
+            None => listener.into_incoming().map_ok(ServedStream::Plain).boxed(),
+        };
+        let tls_watch = tls.map(|tls| tokio::spawn(tls.watch(stop.clone())));
         let goaway = CancellationToken::new();
         let server = grpc_server(gateway.clone(), health, cors, metrics.grpc_layer())?
             .serve_with_incoming_shutdown(incoming, goaway.clone().cancelled_owned());
@@ -384,6 +418,9 @@ impl Application {
         }
         stopped.cancel();
         reaper.await?;
+        if let Some(tls_watch) = tls_watch {
+            tls_watch.await?;
+        }
         if let Some(jwks) = jwks {
             jwks.await?;
         }
@@ -477,12 +514,21 @@ type GrpcLayers = Stack<
 >;
 
 /// The origins of the page local mode serves on its HTTP listener.
-fn own_page_origins(http: SocketAddr) -> Vec<String> {
-    let mut origins = vec![format!("http://{http}")];
+fn own_page_origins(http: SocketAddr, scheme: &str) -> Vec<String> {
+    let mut origins = vec![format!("{scheme}://{http}")];
     if http.ip().is_loopback() {
-        origins.push(format!("http://localhost:{}", http.port()));
+        origins.push(format!("{scheme}://localhost:{}", http.port()));
     }
     origins
+}
+
+/// The scheme of the HTTP listener.
+fn http_scheme(settings: &Settings) -> &'static str {
+    if settings.args.http_tls && settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// The gRPC server: the gateway's service, health and reflection, with the

@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::db::Database;
 use crate::gateway::admission::UploadAdmission;
-use crate::gateway::listener::{Connections, GuardedListener};
+use crate::gateway::listener::Connections;
 use crate::gateway::local_page::{self, LocalPage};
 use crate::gateway::metrics::{Metrics, mirror};
+use crate::gateway::tls::ServedListener;
 use crate::gateway::webhooks::WebhookReceiver;
 
 /// What `/metrics` reports.
@@ -26,7 +27,7 @@ pub(crate) struct Gauges {
 }
 
 pub(crate) async fn serve_http(
-    listener: GuardedListener,
+    listener: ServedListener,
     db: Database,
     webhooks: WebhookReceiver,
     gauges: Gauges,

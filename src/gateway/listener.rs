@@ -39,6 +39,9 @@ const HTTP2_PREFACE_BYTES: usize = 24;
 /// request head; a longer head is handed to the server as it is.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 
+/// The header of a TLS record (RFC 8446, 5.1).
+const TLS_RECORD_HEADER_BYTES: usize = 5;
+
 /// The longest pause after a failed `accept` (out of descriptors, say).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -59,6 +62,9 @@ pub enum Handshake {
     /// HTTP/1 (or HTTP/2 with prior knowledge): the head of the first
     /// request, through its blank line.
     RequestHead,
+    /// TLS: the header of the first record (of the ClientHello); the TLS
+    /// handshake itself comes after, under its own timeout.
+    TlsRecord,
 }
 
 /// The connections of one listener: their slots, how many were closed in
@@ -334,11 +340,13 @@ async fn read_handshake(stream: &mut TcpStream, handshake: Handshake) -> io::Res
     let mut bytes = Vec::with_capacity(match handshake {
         Handshake::Http2Preface => HTTP2_PREFACE_BYTES,
         Handshake::RequestHead => 1024,
+        Handshake::TlsRecord => TLS_RECORD_HEADER_BYTES,
     });
     loop {
         let want = match handshake {
             Handshake::Http2Preface => HTTP2_PREFACE_BYTES - bytes.len(),
             Handshake::RequestHead => (MAX_HEAD_BYTES - bytes.len()).min(8 * 1024),
+            Handshake::TlsRecord => TLS_RECORD_HEADER_BYTES - bytes.len(),
         };
         let searched = bytes.len().saturating_sub(3);
         let read = (&mut *stream)
@@ -353,6 +361,7 @@ async fn read_handshake(stream: &mut TcpStream, handshake: Handshake) -> io::Res
         }
         let complete = match handshake {
             Handshake::Http2Preface => bytes.len() == HTTP2_PREFACE_BYTES,
+            Handshake::TlsRecord => bytes.len() == TLS_RECORD_HEADER_BYTES,
             Handshake::RequestHead => {
                 bytes.len() >= MAX_HEAD_BYTES || ends_a_head(&bytes[searched..])
             }

@@ -28,6 +28,7 @@ pub mod page_token;
 mod read;
 mod service;
 pub mod settings;
+pub mod tls;
 mod upload;
 pub mod webhooks;
 

@@ -17,6 +17,7 @@ use crate::gateway::auth::JwtKey;
 use crate::gateway::events::{self, WatchLimits};
 use crate::gateway::jwks::JwksSource;
 use crate::gateway::listener::ListenerLimits;
+use crate::gateway::tls::TlsFiles;
 use crate::secret::Secret;
 
 /// `filegate serve` flags.
@@ -235,9 +236,34 @@ pub struct ServeArgs {
     pub max_connections: usize,
     /// A new connection that has not sent its handshake (gRPC: the HTTP/2
     /// preface; HTTP: its first request head) within this is closed, in
-    /// seconds.
+    /// seconds. With TLS, the TLS handshake too must finish within it.
     #[arg(long, env = "FILEGATE_HANDSHAKE_TIMEOUT_SECS", default_value_t = 10)]
     pub handshake_timeout_secs: u64,
+    /// PEM certificate chain of the gRPC listener: TLS when set (with
+    /// `--tls-key`). Reloaded when the file changes and on SIGHUP.
+    #[arg(long, env = "FILEGATE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "FILEGATE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM bundle of the CAs whose client certificates the gRPC listener
+    /// requires (mTLS); needs `--tls-cert`.
+    #[arg(long, env = "FILEGATE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Names (DNS SANs) of the client certificates allowed,
+    /// comma-separated; none: any the client CA signed.
+    #[arg(long, env = "FILEGATE_TLS_CLIENT_NAMES", value_delimiter = ',')]
+    pub tls_client_names: Vec<String>,
+    /// Whether the HTTP listener (probes, metrics, webhooks) serves TLS too,
+    /// with `--tls-cert` (no client certificates); off by default, for a
+    /// listener behind a proxy.
+    #[arg(
+        long,
+        env = "FILEGATE_HTTP_TLS",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub http_tls: bool,
     /// WatchEvents streams served at once by this gateway.
     #[arg(
         long,
@@ -264,6 +290,8 @@ pub struct Settings {
     pub listeners: ListenerLimits,
     /// WatchEvents streams.
     pub watch: WatchLimits,
+    /// TLS of the gRPC listener; `None`: plaintext.
+    pub tls: Option<TlsFiles>,
     pub database_url: String,
     pub jwt_key: JwtKey,
     /// `Some` in local mode: the emulator's app secret.
@@ -310,6 +338,10 @@ impl ServeArgs {
         self.jwt_public_key = self.jwt_public_key.filter(|p| !p.as_os_str().is_empty());
         self.grpc_web_origins
             .retain(|origin| !origin.trim().is_empty());
+        self.tls_cert = self.tls_cert.filter(|p| !p.as_os_str().is_empty());
+        self.tls_key = self.tls_key.filter(|p| !p.as_os_str().is_empty());
+        self.tls_client_ca = self.tls_client_ca.filter(|p| !p.as_os_str().is_empty());
+        self.tls_client_names.retain(|name| !name.trim().is_empty());
         self
     }
 }
@@ -362,6 +394,7 @@ impl Settings {
             max_connections: args.max_connections,
             handshake_timeout: Duration::from_secs(args.handshake_timeout_secs),
         };
+        let tls = tls_files(&args)?;
         let watch = WatchLimits {
             total: args.max_watch_streams,
             per_owner: args.max_watch_streams_per_owner,
@@ -382,6 +415,7 @@ impl Settings {
             limits,
             listeners,
             watch,
+            tls,
             database_url,
             jwt_key,
             local_app_secret,
@@ -392,6 +426,49 @@ impl Settings {
     pub fn is_local(&self) -> bool {
         self.local_app_secret.is_some()
     }
+}
+
+/// The TLS files of the flags: certificate and key both or neither; the
+/// client CA and names only with them.
+fn tls_files(args: &ServeArgs) -> anyhow::Result<Option<TlsFiles>> {
+    let (cert, key) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        (None, None) => {
+            anyhow::ensure!(
+                !args.http_tls,
+                "--http-tls (FILEGATE_HTTP_TLS) needs --tls-cert and --tls-key"
+            );
+            anyhow::ensure!(
+                args.tls_client_ca.is_none() && args.tls_client_names.is_empty(),
+                "--tls-client-ca (FILEGATE_TLS_CLIENT_CA) and --tls-client-names (FILEGATE_TLS_CLIENT_NAMES) need --tls-cert and --tls-key"
+            );
+            return Ok(None);
+        }
+        (Some(_), None) => anyhow::bail!(
+            "--tls-cert (FILEGATE_TLS_CERT) needs --tls-key (FILEGATE_TLS_KEY): give both or neither"
+        ),
+        (None, Some(_)) => anyhow::bail!(
+            "--tls-key (FILEGATE_TLS_KEY) needs --tls-cert (FILEGATE_TLS_CERT): give both or neither"
+        ),
+    };
+    anyhow::ensure!(
+        !(args.http_tls && args.filestack_api_key.is_none() && args.local_webhooks),
+        "local mode's emulator delivers its webhooks over plaintext HTTP: with --http-tls (FILEGATE_HTTP_TLS) set --local-webhooks false"
+    );
+    anyhow::ensure!(
+        args.tls_client_names.is_empty() || args.tls_client_ca.is_some(),
+        "--tls-client-names (FILEGATE_TLS_CLIENT_NAMES) needs --tls-client-ca (FILEGATE_TLS_CLIENT_CA)"
+    );
+    Ok(Some(TlsFiles {
+        cert,
+        key,
+        client_ca: args.tls_client_ca.clone(),
+        client_names: args
+            .tls_client_names
+            .iter()
+            .map(|name| name.trim().to_owned())
+            .collect(),
+    }))
 }
 
 fn jwt_key(args: &ServeArgs, local: bool) -> anyhow::Result<JwtKey> {

@@ -18,5 +18,6 @@ mod read;
 mod resumable;
 mod secrets;
 mod service;
+mod tls;
 mod upload;
 mod webhooks;

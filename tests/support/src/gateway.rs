@@ -140,7 +140,11 @@ impl TestGateway {
         let settings = Settings::resolve(args)?;
         let app = Application::build(settings).await?;
         let grpc_url = format!("http://{}", app.grpc_addr());
-        let http_url = format!("http://{}", app.http_addr());
+        // With `--http-tls true` the test talks TLS to the HTTP listener
+        // itself (the harness's client does not trust the test's CA).
+        let http_tls = extra.windows(2).any(|flag| flag == ["--http-tls", "true"]);
+        let http_scheme = if http_tls { "https" } else { "http" };
+        let http_url = format!("{http_scheme}://{}", app.http_addr());
         let emulator_url = app.emulator_url().expect("local mode");
         let emulator = TestEmulator::local(emulator_url, dir.path());
         let db = app.database().clone();
@@ -160,7 +164,9 @@ impl TestGateway {
             shutdown: Some(shutdown),
             task: Some(task),
         };
-        gateway.wait_for_cache_live().await;
+        if !http_tls {
+            gateway.wait_for_cache_live().await;
+        }
         Ok(gateway)
     }
 
