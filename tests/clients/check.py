@@ -62,7 +62,7 @@ def expect(condition, message):
 class Gateway:
     """A `filegate serve` child process in local mode with its own data dir."""
 
-    def __init__(self, binary, workdir, jwt_secret):
+    def __init__(self, binary, workdir, jwt_secret, extra_args=()):
         self.log_path = workdir / "filegate.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_ENV)}
         env["NO_COLOR"] = "1"
@@ -73,6 +73,7 @@ class Gateway:
             "--emulator-listen", "127.0.0.1:0",
             "--data-dir", str(workdir / "data"),
             "--jwt-secret", jwt_secret,
+            *extra_args,
         ]
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
@@ -155,15 +156,17 @@ class Result:
 class Grpcurl:
     """Runs grpcurl against the gateway, printing each command as a shell line."""
 
-    def __init__(self, binary, addr, token):
+    def __init__(self, binary, addr, token, transport=("-plaintext",)):
         self.binary = binary
         self.addr = addr
         self.token = token
+        self.transport = list(transport)
 
     def run(self, *words, token=True, stdin=None):
-        """Runs `grpcurl -plaintext [-H authorization] WORDS`."""
+        """Runs `grpcurl TRANSPORT [-H authorization] WORDS` (TRANSPORT: `-plaintext`,
+        or the TLS flags)."""
         auth = ["-H", f"authorization: Bearer {self.token}"] if token else []
-        command = ["-plaintext", *auth, *words]
+        command = [*self.transport, *auth, *words]
         self._show(command, stdin)
         feed = {"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}
         done = subprocess.run(
@@ -380,11 +383,13 @@ class GrpcurlChecks:
 class LanguageRun:
     """One run of tests/clients/<language>/run against the gateway."""
 
-    def __init__(self, language, compression):
+    def __init__(self, language, compression, tls=None):
         self.language = language
         self.compression = compression
-        self.label = f"[{language} {compression}]"
-        self.owner = f"{language}-{compression}"
+        self.tls = tls or {}
+        suffix = " mtls" if tls else ""
+        self.label = f"[{language} {compression}{suffix}]"
+        self.owner = f"{language}-{compression}{suffix.replace(' ', '-')}"
         self.other_owner = f"{self.owner}-other"
 
     def run(self, binary, gateway, secret):
@@ -397,7 +402,9 @@ class LanguageRun:
             FILEGATE_OTHER_TOKEN=filegate_token(binary, self.other_owner, secret),
             FILEGATE_OTHER_OWNER=self.other_owner,
             FILEGATE_COMPRESSION=self.compression,
-            FILEGATE_CHANNEL_CHECKS="1" if self.compression == "identity" else "0",
+            FILEGATE_CHANNEL_CHECKS="1" if self.compression == "identity" and not self.tls
+            else "0",
+            **self.tls,
         )
         script = REPO / "tests" / "clients" / self.language / "run"
         print(f"    $ tests/clients/{self.language}/run   "
@@ -467,7 +474,81 @@ def run_all(binary, grpcurl_path, languages, workdir):
     outcomes.append(stopped)
     if not all(outcomes):
         print(f"--- last lines of the gateway's log:\n{gateway.log_tail()}")
+    if "python" in languages:
+        outcomes += run_mtls(binary, grpcurl_path, workdir / "mtls")
     return outcomes.count(True), outcomes.count(False)
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=CALL_TIMEOUT_S)
+
+
+def make_certificates(folder):
+    """A test CA, a server certificate for 127.0.0.1 and a client certificate for
+    svc-a.internal, all P-256, made with openssl; their paths by role."""
+    folder.mkdir(parents=True)
+    paths = {name: str(folder / name) for name in
+             ("ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key")}
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl("req", "-x509", *curve, "-keyout", paths["ca.key"], "-out", paths["ca.pem"],
+            "-days", "1", "-subj", "/CN=filegate test CA")
+    for role, san, usage in (("server", "IP:127.0.0.1,DNS:localhost", "serverAuth"),
+                             ("client", "DNS:svc-a.internal", "clientAuth")):
+        csr, ext = folder / f"{role}.csr", folder / f"{role}.ext"
+        ext.write_text(f"subjectAltName={san}\nextendedKeyUsage={usage}\n"
+                       "basicConstraints=CA:FALSE\n")
+        openssl("req", *curve, "-keyout", paths[f"{role}.key"], "-out", str(csr),
+                "-subj", f"/CN=filegate test {role}")
+        openssl("x509", "-req", "-in", str(csr), "-CA", paths["ca.pem"], "-CAkey", paths["ca.key"],
+                "-CAcreateserial", "-out", paths[f"{role}.pem"], "-days", "1",
+                "-extfile", str(ext))
+    return paths
+
+
+def run_mtls(binary, grpcurl_path, workdir):
+    """A second gateway with TLS and client certificates (--tls-cert, --tls-client-ca,
+    --tls-client-names): grpcurl with and without a client certificate, then the
+    Python client's scenario over mTLS. Returns the outcomes."""
+    certs = make_certificates(workdir / "certs")
+    secret = secrets.token_urlsafe(24)
+    gateway = Gateway(binary, workdir, secret, extra_args=(
+        "--tls-cert", certs["server.pem"], "--tls-key", certs["server.key"],
+        "--tls-client-ca", certs["ca.pem"], "--tls-client-names", "svc-a.internal",
+    ))
+    outcomes = []
+    try:
+        token = filegate_token(binary, "alice", secret)
+        with_cert = Grpcurl(grpcurl_path, gateway.grpc_addr, token, transport=(
+            "-cacert", certs["ca.pem"], "-cert", certs["client.pem"], "-key", certs["client.key"]))
+        without_cert = Grpcurl(grpcurl_path, gateway.grpc_addr, token,
+                               transport=("-cacert", certs["ca.pem"]))
+        plaintext = Grpcurl(grpcurl_path, gateway.grpc_addr, token)
+
+        def who_am_i_over_mtls():
+            reply = with_cert.call("WhoAmI", "{}").json()
+            expect(reply == {"owner": "alice"}, f"WhoAmI over mTLS: {reply}")
+
+        def refused(client, what):
+            result = client.call("WhoAmI", "{}")
+            expect(result.code != 0, f"{what} was served")
+
+        outcomes.append(run_check("grpcurl over mTLS (the client certificate the CA signed)",
+                                  who_am_i_over_mtls))
+        outcomes.append(run_check("grpcurl over TLS without a client certificate is refused",
+                                  lambda: refused(without_cert, "a client without a certificate")))
+        outcomes.append(run_check("grpcurl in plaintext to the TLS listener is refused",
+                                  lambda: refused(plaintext, "a plaintext client")))
+        tls = {"FILEGATE_TLS_CA": certs["ca.pem"], "FILEGATE_TLS_CERT": certs["client.pem"],
+               "FILEGATE_TLS_KEY": certs["client.key"]}
+        outcomes += LanguageRun("python", "identity", tls=tls).run(binary, gateway, secret)
+    finally:
+        code = gateway.stop()
+    outcomes.append(code == 0)
+    print(f"{'PASS' if code == 0 else 'FAIL'} the mTLS gateway stops on SIGTERM with exit code 0",
+          flush=True)
+    if not all(outcomes):
+        print(f"--- last lines of the mTLS gateway's log:\n{gateway.log_tail()}")
+    return outcomes
 
 
 def expect_no_orphans(gateway):

@@ -71,6 +71,20 @@ def generate_stubs(out_dir):
             importlib.import_module("filegate.v1.filegate_pb2_grpc"))
 
 
+def tls_credentials(env):
+    """TLS credentials when FILEGATE_TLS_CA names the CA to trust, with the client
+    certificate of FILEGATE_TLS_CERT and FILEGATE_TLS_KEY when set (mTLS); else None."""
+    ca = env.get("FILEGATE_TLS_CA")
+    if not ca:
+        return None
+    cert, key = env.get("FILEGATE_TLS_CERT"), env.get("FILEGATE_TLS_KEY")
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes(),
+        private_key=Path(key).read_bytes() if key else None,
+        certificate_chain=Path(cert).read_bytes() if cert else None,
+    )
+
+
 def png(width, height):
     """A valid RGB PNG of a colour gradient, built with zlib alone."""
     def chunk(kind, data):
@@ -155,6 +169,7 @@ class Scenario:
         self.other_auth = [("authorization", f"Bearer {env['FILEGATE_OTHER_TOKEN']}")]
         gzip = env["FILEGATE_COMPRESSION"] == "gzip"
         self.compression = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
+        self.credentials = tls_credentials(env)
         self.channel = self.open_channel()
         self.stub = stubs.FileGatewayServiceStub(self.channel)
         self.matrix = os.urandom(5 * MIB + 12345)
@@ -166,8 +181,11 @@ class Scenario:
         self.last_event_id = 0
 
     def open_channel(self, extra_options=()):
-        return grpc.insecure_channel(self.addr, options=CHANNEL_OPTIONS + list(extra_options),
-                                     compression=self.compression)
+        options = CHANNEL_OPTIONS + list(extra_options)
+        if self.credentials is None:
+            return grpc.insecure_channel(self.addr, options=options, compression=self.compression)
+        return grpc.secure_channel(self.addr, self.credentials, options=options,
+                                   compression=self.compression)
 
     def checks(self, channel_checks):
         checks = [
