@@ -131,9 +131,20 @@ fn print_local_help(app: &Application, data_dir: &std::path::Path, own_jwt_secre
     if let Some(page) = app.page_url() {
         say(&format!("page:          {page}"));
     }
+    // With TLS the CA and any client certificate are the caller's own files.
+    let transport = if app.grpc_uses_tls() {
+        "-cacert CA.pem -cert CLIENT.pem -key CLIENT.key"
+    } else {
+        "-plaintext"
+    };
     say(&format!(
-        "try it:        grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -d '{{}}' {grpc} filegate.v1.FileGatewayService/ListDocuments"
+        "try it:        grpcurl {transport} -H \"authorization: Bearer $TOKEN\" -d '{{}}' {grpc} filegate.v1.FileGatewayService/ListDocuments"
     ));
+    if app.grpc_uses_tls() {
+        say(
+            "               (TLS: CA.pem signed --tls-cert; CLIENT.pem/.key only with --tls-client-ca)",
+        );
+    }
 }
 
 fn token(args: TokenArgs) -> anyhow::Result<()> {

@@ -289,6 +289,11 @@ impl Application {
             .expect("a bound listener has an address")
     }
 
+    /// Whether the gRPC listener serves TLS.
+    pub fn grpc_uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The address of local mode's page.
     pub fn page_url(&self) -> Option<String> {
         self.page
