@@ -216,6 +216,18 @@ mod tests {
             "",
             "--jwt-jwks-url",
             "",
+            "--grpc-web-origins",
+            "",
+            "--jwt-public-key",
+            "",
+            "--tls-cert",
+            "",
+            "--tls-key",
+            "",
+            "--tls-client-ca",
+            "",
+            "--tls-client-names",
+            "",
         ]);
         let Command::Serve(args) = serve.expect("serve parses").command else {
             panic!("not serve");
@@ -226,6 +238,10 @@ mod tests {
         assert!(args.jwt_secret.is_none());
         assert!(args.database_url.is_none());
         assert!(args.jwt_jwks_url.is_none());
+        assert!(args.jwt_public_key.is_none());
+        assert!(args.grpc_web_origins.is_empty());
+        assert!(args.tls_cert.is_none() && args.tls_key.is_none());
+        assert!(args.tls_client_ca.is_none() && args.tls_client_names.is_empty());
         let settings = filegate::gateway::settings::Settings::resolve(args)
             .expect("an empty API key is local mode, not a key");
         assert!(settings.database_url.starts_with("sqlite://"));

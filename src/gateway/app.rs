@@ -38,10 +38,10 @@ use crate::gateway::compression;
 use crate::gateway::deadline::DeadlineLayer;
 use crate::gateway::events::{self, EventFeed};
 use crate::gateway::grpc_web;
-use crate::gateway::http::{Gauges, serve_http};
+use crate::gateway::http::serve_http;
 use crate::gateway::listener::{self, Connections, GuardedListener, Handshake, ListenerLimits};
 use crate::gateway::local_page::LocalPage;
-use crate::gateway::metrics::{GrpcMetricsLayer, Metrics};
+use crate::gateway::metrics::{GaugeSources, GrpcMetricsLayer, Metrics};
 use crate::gateway::service::GatewayService;
 use crate::gateway::settings::{LOCAL_API_KEY, Settings};
 use crate::gateway::tls::{ServedListener, ServedStream, Tls};
@@ -182,12 +182,12 @@ impl Application {
             parts_in_flight: args.parts_in_flight as u64,
             overhead: UPLOAD_OVERHEAD_BYTES,
         };
-        let metrics = Arc::new(Metrics::new(&[
+        let mut metrics = Metrics::new(&[
             pb::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
             tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-        ]));
+        ]);
         let admission = UploadAdmission::new(
             args.max_concurrent_uploads,
             args.upload_memory_budget_bytes,
@@ -257,11 +257,19 @@ impl Application {
                 JwtKey::Rsa(_) | JwtKey::Ecdsa(_) | JwtKey::Jwks(_) => None,
             },
         });
+        let grpc_connections = Connections::new(limits);
+        let http_connections = Connections::new(limits);
+        metrics.register_gauges(GaugeSources {
+            admission: gateway.admission.clone(),
+            db: db.clone(),
+            grpc: grpc_connections.clone(),
+            http: http_connections.clone(),
+        });
         Ok(Application {
             grpc,
             http,
-            grpc_connections: Connections::new(limits),
-            http_connections: Connections::new(limits),
+            grpc_connections,
+            http_connections,
             gateway,
             webhooks,
             emulator,
@@ -270,7 +278,7 @@ impl Application {
             shutdown_grace: Duration::from_secs(settings.args.shutdown_grace_secs),
             cors,
             page,
-            metrics,
+            metrics: Arc::new(metrics),
             tls,
             http_tls,
             http_scheme: http_scheme(&settings),
@@ -362,13 +370,6 @@ impl Application {
             gateway.events.clone(),
             stopped.clone(),
         ));
-        let gauges = Gauges {
-            admission: gateway.admission.clone(),
-            db: db.clone(),
-            grpc: grpc_connections.clone(),
-            http: http_connections.clone(),
-            metrics: metrics.clone(),
-        };
         let handshake = if http_tls.is_some() {
             Handshake::TlsRecord
         } else {
@@ -382,7 +383,7 @@ impl Application {
             http_listener,
             db.clone(),
             webhooks,
-            gauges,
+            metrics.clone(),
             stopped.clone(),
             page,
         ));
@@ -548,22 +549,26 @@ fn grpc_server(
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let mut health = health;
+    let mut reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let mut reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    // Every service takes compressed requests: a channel with compression on
+    // compresses its health checks and reflection calls too.
     for encoding in compression::ENCODINGS {
         service = service
             .accept_compressed(encoding)
             .send_compressed(encoding);
         health = health.accept_compressed(encoding);
+        reflection_v1 = reflection_v1.accept_compressed(encoding);
+        reflection_v1alpha = reflection_v1alpha.accept_compressed(encoding);
     }
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
     Ok(Server::builder()
         .accept_http1(true)
         .layer(cors)

@@ -18,6 +18,8 @@
 //! SHA-256 by the caller anyway, and WatchEvents messages are each too small
 //! for a compressed message to be smaller.
 
+use std::sync::LazyLock;
+
 use tonic::Response;
 use tonic::body::Body;
 use tonic::codec::CompressionEncoding;
@@ -33,11 +35,16 @@ pub const ENCODINGS: [CompressionEncoding; 2] =
 /// (18 bytes) and the CPU cost outweigh what it saves.
 pub const MIN_COMPRESSED_RESPONSE_BYTES: usize = 1024;
 
-/// The server-streaming methods whose messages are never compressed.
-const UNCOMPRESSED_STREAMS: [&str; 2] = [
-    "/filegate.v1.FileGatewayService/Read",
-    "/filegate.v1.FileGatewayService/WatchEvents",
-];
+/// The paths of the gateway's server-streaming methods (Read, WatchEvents),
+/// whose messages are never compressed: read from the proto's descriptor,
+/// so that a new streaming RPC follows the rule too.
+static UNCOMPRESSED_STREAMS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    crate::pb::methods(&[crate::pb::FILE_DESCRIPTOR_SET])
+        .into_iter()
+        .filter(|method| method.server_streaming)
+        .map(|method| method.path())
+        .collect()
+});
 
 /// The server layer that applies [`plain_streaming_responses`].
 pub type PlainStreamingResponses = MapRequestLayer<fn(http::Request<Body>) -> http::Request<Body>>;
@@ -52,7 +59,8 @@ pub fn plain_streaming_responses_layer() -> PlainStreamingResponses {
 /// compression once per stream from that header; a stream's messages cannot
 /// opt out one by one.)
 pub fn plain_streaming_responses<B>(mut request: http::Request<B>) -> http::Request<B> {
-    if UNCOMPRESSED_STREAMS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if UNCOMPRESSED_STREAMS.iter().any(|stream| stream == path) {
         request.headers_mut().remove("grpc-accept-encoding");
     }
     request
@@ -81,7 +89,11 @@ mod tests {
 
     #[test]
     fn only_streaming_methods_lose_their_accept_encoding() {
-        for path in UNCOMPRESSED_STREAMS {
+        assert_eq!(UNCOMPRESSED_STREAMS.len(), 2, "{:?}", *UNCOMPRESSED_STREAMS);
+        for path in [
+            "/filegate.v1.FileGatewayService/Read",
+            "/filegate.v1.FileGatewayService/WatchEvents",
+        ] {
             let request = plain_streaming_responses(call(path));
             assert!(!request.headers().contains_key("grpc-accept-encoding"));
         }

@@ -27,19 +27,24 @@ use std::time::Instant;
 
 use bytes::Buf;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use prost::Message;
-use prost_types::FileDescriptorSet;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
+use crate::db::Database;
 use crate::filestack::FilestackMetrics;
+use crate::gateway::admission::UploadAdmission;
+use crate::gateway::listener::Connections;
+use crate::pb;
 
 /// go-grpc-prometheus's default buckets (Prometheus's `DefBuckets`), in seconds.
 const HANDLING_BUCKETS: [f64; 11] = [
@@ -125,31 +130,20 @@ impl Methods {
     /// `FileDescriptorSet`s).
     fn new(families: &Arc<GrpcMetrics>, descriptor_sets: &[&[u8]]) -> Methods {
         let mut by_path = HashMap::new();
-        for encoded in descriptor_sets {
-            let Ok(set) = FileDescriptorSet::decode(*encoded) else {
-                continue;
+        for method in pb::methods(descriptor_sets) {
+            let grpc_type = match (method.client_streaming, method.server_streaming) {
+                (false, false) => "unary",
+                (true, false) => "client_stream",
+                (false, true) => "server_stream",
+                (true, true) => "bidi_stream",
             };
-            for file in &set.file {
-                for service in &file.service {
-                    let service_name = format!("{}.{}", file.package(), service.name());
-                    for method in &service.method {
-                        let grpc_type = match (method.client_streaming(), method.server_streaming())
-                        {
-                            (false, false) => "unary",
-                            (true, false) => "client_stream",
-                            (false, true) => "server_stream",
-                            (true, true) => "bidi_stream",
-                        };
-                        let labels = RpcLabels {
-                            grpc_service: service_name.clone(),
-                            grpc_method: method.name().to_owned(),
-                            grpc_type,
-                        };
-                        let path = format!("/{service_name}/{}", method.name());
-                        by_path.insert(path, Arc::new(MethodMetrics::new(families, labels)));
-                    }
-                }
-            }
+            let path = method.path();
+            let labels = RpcLabels {
+                grpc_service: method.service,
+                grpc_method: method.name,
+                grpc_type,
+            };
+            by_path.insert(path, Arc::new(MethodMetrics::new(families, labels)));
         }
         let unknown = RpcLabels {
             grpc_service: "unknown".to_owned(),
@@ -239,32 +233,11 @@ impl GatewayMetrics {
     }
 }
 
-/// Gauges read from their sources when scraped.
-#[derive(Debug, Default)]
-pub struct Sampled {
-    pub uploads_active: Gauge,
-    pub upload_buffer_reserved_bytes: Gauge,
-    pub upload_buffer_budget_bytes: Gauge,
-    pub document_cache_hits: Counter,
-    pub document_cache_misses: Counter,
-    pub document_cache_entries: Gauge,
-    pub document_cache_live: Gauge,
-    pub connections_max: Gauge,
-    pub grpc_connections_open: Gauge,
-    pub grpc_handshake_timeouts: Counter,
-    pub http_connections_open: Gauge,
-    pub http_handshake_timeouts: Counter,
-    pub db_connections_open: Gauge,
-    pub db_connections_idle: Gauge,
-    pub db_connections_max: Gauge,
-}
-
 /// The registry and the metrics recorded into it.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     methods: Arc<Methods>,
-    pub sampled: Sampled,
     /// What the gateway records as it works.
     pub gateway: GatewayMetrics,
     /// What the Filestack client records.
@@ -308,8 +281,6 @@ impl Metrics {
             "Total number of gRPC stream messages sent by the server.",
             grpc.sent.clone(),
         );
-        let sampled = Sampled::default();
-        sampled.register(&mut registry);
         let gateway = GatewayMetrics::default();
         gateway.register(&mut registry);
         let filestack = FilestackMetrics::default();
@@ -317,10 +288,14 @@ impl Metrics {
         Metrics {
             registry,
             methods: Arc::new(Methods::new(&grpc, descriptor_sets)),
-            sampled,
             gateway,
             filestack,
         }
+    }
+
+    /// Reads `sources` at every scrape.
+    pub fn register_gauges(&mut self, sources: GaugeSources) {
+        self.registry.register_collector(Box::new(sources));
     }
 
     /// The layer that records every call of the gRPC server.
@@ -339,101 +314,110 @@ impl Metrics {
     }
 }
 
-impl Sampled {
-    fn register(&self, registry: &mut Registry) {
-        let gauges = [
+/// The gateway's state read at each scrape (no copy kept between scrapes):
+/// uploads and their buffer budget, the document cache, the listeners'
+/// connections, the database pool.
+#[derive(Debug)]
+pub struct GaugeSources {
+    pub admission: UploadAdmission,
+    pub db: Database,
+    pub grpc: Connections,
+    pub http: Connections,
+}
+
+impl Collector for GaugeSources {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let admission = self.admission.gauge();
+        let cache = self.db.cache_stats();
+        let pool = self.db.pool_stats();
+        let gauges: [(&str, &str, u64); 11] = [
             (
                 "filegate_uploads_active",
                 "Uploads in progress.",
-                &self.uploads_active,
+                admission.active_uploads as u64,
             ),
             (
                 "filegate_upload_buffer_reserved_bytes",
                 "Upload buffer budget reserved by uploads in progress.",
-                &self.upload_buffer_reserved_bytes,
+                admission.reserved_bytes,
             ),
             (
                 "filegate_upload_buffer_budget_bytes",
                 "The configured upload buffer budget.",
-                &self.upload_buffer_budget_bytes,
+                admission.budget_bytes,
             ),
             (
                 "filegate_document_cache_entries",
                 "Document rows in the cache.",
-                &self.document_cache_entries,
+                cache.entries,
             ),
             (
                 "filegate_document_cache_live",
                 "Whether the document cache serves rows (PostgreSQL: while listening for other replicas' changes).",
-                &self.document_cache_live,
+                u64::from(cache.live),
             ),
             (
                 "filegate_connections_max",
                 "Connections each listener holds at most.",
-                &self.connections_max,
+                self.grpc.max() as u64,
             ),
             (
                 "filegate_grpc_connections_open",
                 "gRPC connections open (in their handshake or served).",
-                &self.grpc_connections_open,
+                self.grpc.open() as u64,
             ),
             (
                 "filegate_http_connections_open",
                 "HTTP connections open (in their handshake or served).",
-                &self.http_connections_open,
+                self.http.open() as u64,
             ),
             (
                 "filegate_db_connections_open",
                 "Database connections open in the pool.",
-                &self.db_connections_open,
+                u64::from(pool.open),
             ),
             (
                 "filegate_db_connections_idle",
                 "Open database connections not in use.",
-                &self.db_connections_idle,
+                u64::from(pool.idle),
             ),
             (
                 "filegate_db_connections_max",
                 "The pool's maximum number of connections.",
-                &self.db_connections_max,
+                u64::from(pool.max),
             ),
         ];
-        for (name, help, gauge) in gauges {
-            registry.register(name, help, gauge.clone());
+        for (name, help, value) in gauges {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
         }
-        let counters = [
+        let counters: [(&str, &str, u64); 4] = [
             (
                 "filegate_document_cache_hits",
                 "Document reads served from the cache.",
-                &self.document_cache_hits,
+                cache.hits,
             ),
             (
                 "filegate_document_cache_misses",
                 "Document reads that went to the database.",
-                &self.document_cache_misses,
+                cache.misses,
             ),
             (
                 "filegate_grpc_handshake_timeouts",
                 "gRPC connections closed for sending no HTTP/2 preface in time.",
-                &self.grpc_handshake_timeouts,
+                self.grpc.handshake_timeouts(),
             ),
             (
                 "filegate_http_handshake_timeouts",
                 "HTTP connections closed for sending no request head in time.",
-                &self.http_handshake_timeouts,
+                self.http.handshake_timeouts(),
             ),
         ];
-        for (name, help, counter) in counters {
-            registry.register(name, help, counter.clone());
+        for (name, help, value) in counters {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
         }
-    }
-}
-
-/// Sets a counter that mirrors a total kept elsewhere.
-pub fn mirror(counter: &Counter, total: u64) {
-    let now = counter.get();
-    if total > now {
-        counter.inc_by(total - now);
+        Ok(())
     }
 }
 

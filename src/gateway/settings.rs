@@ -123,7 +123,7 @@ pub struct ServeArgs {
     )]
     pub jwt_secret: Option<Secret>,
     /// PEM public key file for RS256/ES256 caller tokens.
-    #[arg(long, env = "FILEGATE_JWT_PUBLIC_KEY")]
+    #[arg(long, env = "FILEGATE_JWT_PUBLIC_KEY", value_parser = any_path)]
     pub jwt_public_key: Option<PathBuf>,
     /// JWKS URL of the identity provider whose keys (RS256, ES256) verify
     /// caller tokens, by `kid`: https, or http to a loopback address.
@@ -241,14 +241,14 @@ pub struct ServeArgs {
     pub handshake_timeout_secs: u64,
     /// PEM certificate chain of the gRPC listener: TLS when set (with
     /// `--tls-key`). Reloaded when the file changes and on SIGHUP.
-    #[arg(long, env = "FILEGATE_TLS_CERT")]
+    #[arg(long, env = "FILEGATE_TLS_CERT", value_parser = any_path)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `--tls-cert`.
-    #[arg(long, env = "FILEGATE_TLS_KEY")]
+    #[arg(long, env = "FILEGATE_TLS_KEY", value_parser = any_path)]
     pub tls_key: Option<PathBuf>,
     /// PEM bundle of the CAs whose client certificates the gRPC listener
     /// requires (mTLS); needs `--tls-cert`.
-    #[arg(long, env = "FILEGATE_TLS_CLIENT_CA")]
+    #[arg(long, env = "FILEGATE_TLS_CLIENT_CA", value_parser = any_path)]
     pub tls_client_ca: Option<PathBuf>,
     /// Names (DNS SANs) of the client certificates allowed,
     /// comma-separated; none: any the client CA signed.
@@ -315,6 +315,13 @@ impl std::fmt::Debug for JwtKey {
 
 /// The API key of the local emulator.
 pub const LOCAL_API_KEY: &str = "local-api-key";
+
+/// A path as given, the empty one included: clap's own path parser refuses
+/// an empty value, but an empty `FILEGATE_TLS_CERT=` (a container template)
+/// means "not given", which [`ServeArgs::without_empty_values`] decides.
+fn any_path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
 
 impl ServeArgs {
     /// Optional values given empty (`FILESTACK_API_KEY=` in a container

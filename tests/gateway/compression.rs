@@ -13,7 +13,8 @@ use support::content::{data, sha256_hex};
 use support::frames::{frame, frames};
 use support::gateway::TestGateway;
 use support::rpc::{
-    GatewayClient, Rpc, field, first_message, messages, reason, resume_messages, spec, spec_message,
+    GatewayClient, Rpc, connect, field, first_message, messages, reason, resume_messages, spec,
+    spec_message,
 };
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
@@ -39,11 +40,8 @@ impl Rpc for Compressed<'_> {
     }
 
     async fn client(&self) -> GatewayClient {
-        GatewayClient::connect(self.grpc_url())
+        connect(self.grpc_url())
             .await
-            .expect("gRPC connects")
-            .max_decoding_message_size(8 * MIB)
-            .max_encoding_message_size(8 * MIB)
             .send_compressed(self.encoding)
             .accept_compressed(self.encoding)
     }
@@ -180,6 +178,52 @@ async fn raw_call(
         .map(|frame| (frame.compressed(), frame.payload))
         .collect();
     RawReply { headers, messages }
+}
+
+/// Health and reflection take compressed requests too: a channel with
+/// compression on compresses every call it makes.
+#[tokio::test]
+async fn health_and_reflection_take_compressed_requests() {
+    let gw = TestGateway::start().await;
+    let health = raw_call(
+        &gw,
+        "/grpc.health.v1.Health/Check",
+        Some("gzip"),
+        None,
+        frame(true, &gzip(b"")),
+    )
+    .await;
+    assert_eq!(health.status(), None, "{:?}", health.headers);
+    // HealthCheckResponse { status: SERVING }
+    assert_eq!(health.messages, [(false, vec![0x08, 0x01])]);
+    for version in ["v1", "v1alpha"] {
+        // ServerReflectionRequest { list_services: "" }
+        let list_services = [0x3a, 0x00];
+        let reflection = raw_call(
+            &gw,
+            &format!("/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo"),
+            Some("deflate"),
+            None,
+            frame(true, &deflate(&list_services)),
+        )
+        .await;
+        assert_eq!(
+            reflection.status(),
+            None,
+            "{version}: {:?}",
+            reflection.headers
+        );
+        let [(_, listed)] = &reflection.messages[..] else {
+            panic!("{version}: {} messages", reflection.messages.len());
+        };
+        assert!(
+            listed
+                .windows(SERVICE.len() - 1)
+                .any(|w| w == &SERVICE.as_bytes()[1..]),
+            "{version}: the service listed"
+        );
+    }
+    gw.stop().await;
 }
 
 #[tokio::test]

@@ -14,6 +14,15 @@ use crate::auth::authed;
 
 pub type GatewayClient = FileGatewayServiceClient<Channel>;
 
+/// A new connection to `grpc_url`, accepting messages of up to 8 MiB.
+pub async fn connect(grpc_url: String) -> GatewayClient {
+    GatewayClient::connect(grpc_url)
+        .await
+        .expect("gRPC connects")
+        .max_decoding_message_size(8 * MIB)
+        .max_encoding_message_size(8 * MIB)
+}
+
 /// The field a status's BadRequest names first, if any.
 pub fn field(status: &Status) -> Option<String> {
     let details = status.get_error_details();
@@ -146,11 +155,7 @@ pub trait Rpc {
 
     /// A new connection, accepting messages of up to 8 MiB.
     async fn client(&self) -> GatewayClient {
-        GatewayClient::connect(self.grpc_url())
-            .await
-            .expect("gRPC connects")
-            .max_decoding_message_size(8 * MIB)
-            .max_encoding_message_size(8 * MIB)
+        connect(self.grpc_url()).await
     }
 
     /// Upload of `messages`.
