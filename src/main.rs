@@ -72,9 +72,16 @@ fn parse_ttl(raw: &str) -> Result<Duration, String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    filegate::telemetry::init();
-    match Cli::parse().command {
-        Command::Serve(args) => serve(*args).await,
+    let command = Cli::parse().command;
+    let traces = matches!(command, Command::Serve(_));
+    let telemetry = filegate::telemetry::init(traces)?;
+    match command {
+        Command::Serve(args) => {
+            let served = serve(*args, telemetry.traces_destination()).await;
+            // Sends the spans still queued, off the async workers.
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+            served
+        }
         Command::Token(args) => token(args),
         Command::Migrate(args) => {
             filegate::db::Database::connect(&args.database_url).await?;
@@ -85,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, traces: Option<String>) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
     let local = settings.is_local();
     let own_jwt_secret =
@@ -97,6 +104,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "filegate listening: grpc={grpc} http={}",
         app.http_addr()
     ));
+    if let Some(destination) = traces {
+        say(&format!("traces: {destination}"));
+    }
     if local {
         print_local_help(&app, &data_dir, own_jwt_secret);
     }

@@ -125,12 +125,17 @@ struct Rule {
     remaining: u32,
 }
 
-/// Armed faults and per-route request counts.
+/// Armed faults, per-route request counts, and the `traceparent`s the last
+/// requests carried.
 #[derive(Debug, Default)]
 pub struct Faults {
     rules: Mutex<HashMap<Route, VecDeque<Rule>>>,
     counts: Mutex<BTreeMap<&'static str, u64>>,
+    traceparents: Mutex<VecDeque<(&'static str, String)>>,
 }
+
+/// How many `traceparent`s are kept (the oldest go first).
+const MAX_TRACEPARENTS: usize = 1024;
 
 /// Longest latency a fault may add.
 const MAX_LATENCY_MS: u64 = 60_000;
@@ -197,6 +202,25 @@ impl Faults {
     /// Requests seen per route.
     pub fn counts(&self) -> BTreeMap<&'static str, u64> {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Keeps the W3C `traceparent` a request to `route` carried, so that a
+    /// test can tell which of its calls' spans reached Filestack.
+    pub fn traced(&self, route: Route, traceparent: &str) {
+        if let Ok(mut seen) = self.traceparents.lock() {
+            if seen.len() == MAX_TRACEPARENTS {
+                seen.pop_front();
+            }
+            seen.push_back((route.as_str(), traceparent.chars().take(128).collect()));
+        }
+    }
+
+    /// The last `traceparent`s, oldest first, with their routes.
+    pub fn traceparents(&self) -> Vec<(&'static str, String)> {
+        self.traceparents
+            .lock()
+            .map(|seen| seen.iter().cloned().collect())
+            .unwrap_or_default()
     }
 }
 

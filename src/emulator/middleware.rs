@@ -1,5 +1,5 @@
-//! The middleware in front of every route: counts requests per route and
-//! applies armed faults (status, latency, 202, cut connection, lost answer,
+//! The middleware in front of every route: counts requests per route, keeps
+//! the `traceparent`s they carry, and applies armed faults (status, latency, 202, cut connection, lost answer,
 //! a corrupted byte).
 
 use std::pin::Pin;
@@ -30,6 +30,11 @@ pub async fn faults(
     next: Next,
 ) -> Response {
     let route = Route::classify(req.method(), req.uri().path());
+    if let Some(traceparent) = req.headers().get("traceparent") {
+        state
+            .faults
+            .traced(route, &String::from_utf8_lossy(traceparent.as_bytes()));
+    }
     let span = tracing::info_span!(
         "emulator",
         route = route.as_str(),

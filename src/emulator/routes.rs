@@ -108,5 +108,8 @@ async fn stats(State(state): State<Shared>) -> Result<axum::Json<Value>, ApiErro
         "webhooks_delivered": delivered,
         "webhooks_failed": failed,
         "bytes_served": state.bytes_served.load(std::sync::atomic::Ordering::Relaxed),
+        "traceparents": state.faults.traceparents().into_iter()
+            .map(|(route, traceparent)| json!({"route": route, "traceparent": traceparent}))
+            .collect::<Vec<_>>(),
     })))
 }

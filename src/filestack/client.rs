@@ -3,11 +3,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tracing::Instrument;
+
 use crate::filestack::config::{ConfigError, FilestackConfig};
 use crate::filestack::error::FilestackError;
 use crate::filestack::http;
 use crate::filestack::metrics::FilestackMetrics;
 use crate::filestack::policy::{Call, Policy, Security};
+use crate::telemetry;
 
 /// Talks to Filestack (or the emulator). Cheap to clone: clones share the
 /// configuration and the connection pool.
@@ -43,7 +46,8 @@ impl FilestackClient {
         self
     }
 
-    /// Sends `request`, one request of `route`, as [`http::send`] does, and
+    /// Sends `request`, one request of `route`, as [`http::send`] does, in a
+    /// span of its own whose context it carries (`traceparent`), and
     /// records it.
     pub(crate) async fn send(
         &self,
@@ -51,10 +55,23 @@ impl FilestackClient {
         request: reqwest::RequestBuilder,
         secrets: &[&str],
     ) -> Result<reqwest::Response, FilestackError> {
-        let started = std::time::Instant::now();
-        let result = http::send(request, secrets).await;
-        self.metrics.observe(route, &result, started.elapsed());
-        result
+        let (client, request) = request.build_split();
+        let mut request = request.map_err(FilestackError::transport)?;
+        let span = telemetry::filestack_span(route, request.method());
+        async {
+            telemetry::inject_context(request.headers_mut());
+            let started = std::time::Instant::now();
+            let result = http::send(
+                reqwest::RequestBuilder::from_parts(client, request),
+                secrets,
+            )
+            .await;
+            self.metrics.observe(route, &result, started.elapsed());
+            telemetry::filestack_answered(&span, answer_status(&result));
+            result
+        }
+        .instrument(span.clone())
+        .await
     }
 
     /// The configuration in use.
@@ -70,6 +87,27 @@ impl FilestackClient {
     /// The narrowest policy for `calls` on one handle, valid for `ttl` from now.
     pub fn handle_policy(&self, handle: &str, calls: &[Call], ttl: Duration) -> Policy {
         Policy::new(expiry_in(ttl), calls).with_handle(handle)
+    }
+}
+
+/// The HTTP status Filestack answered `result` with: `None` when no answer
+/// came.
+fn answer_status(result: &Result<reqwest::Response, FilestackError>) -> Option<u16> {
+    match result {
+        Ok(response) => Some(response.status().as_u16()),
+        Err(error) => error_status(error),
+    }
+}
+
+/// The HTTP status behind `error`: `None` when no answer came.
+pub(crate) fn error_status(error: &FilestackError) -> Option<u16> {
+    match error {
+        FilestackError::BadRequest { status, .. }
+        | FilestackError::PolicyRefused { status, .. } => Some(*status),
+        FilestackError::NotFound => Some(404),
+        FilestackError::Unavailable { status, .. } => *status,
+        FilestackError::RangeNotSatisfiable { .. } => Some(416),
+        _ => None,
     }
 }
 

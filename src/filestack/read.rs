@@ -17,11 +17,13 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
+use tracing::Instrument;
 
-use crate::filestack::client::FilestackClient;
+use crate::filestack::client::{FilestackClient, error_status};
 use crate::filestack::error::FilestackError;
 use crate::filestack::http::failure;
 use crate::filestack::retry::{backoff, retry};
+use crate::telemetry;
 
 /// Validity of the policy of each read request (as the File API calls').
 const READ_TTL: Duration = Duration::from_secs(300);
@@ -114,19 +116,34 @@ impl FilestackClient {
 
     /// One request for `range`: its answer checked, its body not read yet;
     /// recorded as a `read` request.
+    /// The request has a span of its own, up to the answer's head (the
+    /// body is read in the caller's span).
     async fn open(&self, handle: &str, range: ByteRange) -> Result<Opened, FilestackError> {
-        let started = std::time::Instant::now();
-        let result = self.open_once(handle, range).await;
-        self.metrics.observe("read", &result, started.elapsed());
-        result
+        let span = telemetry::filestack_span("read", &reqwest::Method::GET);
+        async {
+            let started = std::time::Instant::now();
+            let result = self.open_once(handle, range).await;
+            self.metrics.observe("read", &result, started.elapsed());
+            let status = match &result {
+                Ok(opened) => Some(opened.status),
+                Err(error) => error_status(error),
+            };
+            telemetry::filestack_answered(&span, status);
+            result
+        }
+        .instrument(span.clone())
+        .await
     }
 
     async fn open_once(&self, handle: &str, range: ByteRange) -> Result<Opened, FilestackError> {
         let signed = self.download_url(handle, READ_TTL)?;
         let secrets = url_secrets(&signed.url);
+        let mut headers = reqwest::header::HeaderMap::new();
+        telemetry::inject_context(&mut headers);
         let request = self
             .http
             .get(&signed.url)
+            .headers(headers)
             .header(RANGE, range.header())
             .timeout(READ_REQUEST_LIFETIME);
         let head = self.config.request_timeout;
@@ -134,6 +151,7 @@ impl FilestackClient {
             .await
             .map_err(|elapsed| unavailable(elapsed.into()))?
             .map_err(FilestackError::transport)?;
+        let status = response.status().as_u16();
         let size = match response.status() {
             StatusCode::PARTIAL_CONTENT => served_range(&response, range)?,
             StatusCode::OK => whole_file(&response, range)?,
@@ -153,13 +171,15 @@ impl FilestackClient {
             .bytes_stream()
             .map_err(FilestackError::transport)
             .boxed();
-        Ok(Opened { size, body })
+        Ok(Opened { size, status, body })
     }
 }
 
 /// An answered request.
 struct Opened {
     size: u64,
+    /// 206, or 200 for a whole file.
+    status: u16,
     body: BoxStream<'static, Result<Bytes, FilestackError>>,
 }
 

@@ -17,6 +17,10 @@
 //! `grpc_service="unknown", grpc_method="unknown"`, so that made-up paths
 //! cannot grow the label sets. The gateway's own gauges (`filegate_*`) are
 //! read when scraped.
+//!
+//! The same layer opens each call's span ([`telemetry::rpc_span`]: the
+//! caller's trace continued, the fields the handlers record), which ends
+//! with the call and carries its status code.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,12 +43,13 @@ use prometheus_client::registry::Registry;
 use tonic::body::Body;
 use tonic::codegen::http;
 use tower::{Layer, Service};
+use tracing::{Instrument, Span};
 
 use crate::db::Database;
 use crate::filestack::FilestackMetrics;
 use crate::gateway::admission::UploadAdmission;
 use crate::gateway::listener::Connections;
-use crate::pb;
+use crate::{pb, telemetry};
 
 /// go-grpc-prometheus's default buckets (Prometheus's `DefBuckets`), in seconds.
 const HANDLING_BUCKETS: [f64; 11] = [
@@ -445,7 +450,8 @@ fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Records every call of the service it wraps; see the module docs.
+/// Records every call of the service it wraps and runs it in its span;
+/// see the module docs.
 #[derive(Clone, Debug)]
 pub struct GrpcMetricsLayer {
     methods: Arc<Methods>,
@@ -487,15 +493,19 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let method = self.methods.get(request.uri().path()).clone();
         method.started.inc();
+        let labels = &method.labels;
+        let span =
+            telemetry::rpc_span(&labels.grpc_service, &labels.grpc_method, request.headers());
         let received = Recorder::Received(method.received.clone());
         let request = request.map(|body| Body::new(Counted::new(body, received)));
         let call = Call {
             method,
             started: Instant::now(),
             recorded: false,
+            span: span.clone(),
         };
-        let response = self.inner.call(request);
-        Box::pin(async move {
+        let response = span.in_scope(|| self.inner.call(request));
+        let answer = async move {
             let response = response.await?;
             let (parts, body) = response.into_parts();
             // A trailers-only answer (an error before any message) has its
@@ -508,7 +518,8 @@ where
             let sent = call.method.sent.clone();
             let body = Counted::new(body, Recorder::Sent { sent, call });
             Ok(http::Response::from_parts(parts, Body::new(body)))
-        })
+        };
+        Box::pin(answer.instrument(span))
     }
 }
 
@@ -524,6 +535,9 @@ struct Call {
     method: Arc<MethodMetrics>,
     started: Instant,
     recorded: bool,
+    /// The RPC's span: it ends when the call does (its last message sent,
+    /// or the call dropped).
+    span: Span,
 }
 
 impl Call {
@@ -532,6 +546,7 @@ impl Call {
             return;
         }
         self.method.handled(code).inc();
+        telemetry::rpc_ended(&self.span, code);
         self.method
             .handling_seconds
             .observe(self.started.elapsed().as_secs_f64());

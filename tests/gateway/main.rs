@@ -19,5 +19,6 @@ mod resumable;
 mod secrets;
 mod service;
 mod tls;
+mod traces;
 mod upload;
 mod webhooks;

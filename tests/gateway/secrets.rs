@@ -1,6 +1,7 @@
-//! The real `filegate serve` binary, logging at trace level, driven through a
-//! full scenario: no line of its output holds the app secret, the webhook
-//! secret or the JWT secret, raw, hex or base64.
+//! The real `filegate serve` binary, logging at trace level and exporting
+//! traces, driven through a full scenario: no line of its output holds the
+//! app secret, the webhook secret, the JWT secret or the OTLP collector's
+//! key, raw, hex or base64. (The TLS private key: `tls.rs`.)
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use support::MIB;
 use support::auth::{authed, expired_token, token};
 use support::content::{data, png, sha256_hex};
 use support::gateway::{delivery, post_webhook};
+use support::otlp::OtlpReceiver;
 use support::process::ServedGateway;
 use support::rpc::{Rpc, messages_with_offsets, spec, thumb};
 use support::unix_now;
@@ -22,14 +24,33 @@ use tonic::Code;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// Starts the binary in local mode with the given JWT and webhook secrets,
-/// logging text or, with `json`, JSON lines.
-async fn serve(dir: &Path, jwt_secret: &str, webhook_secret: &str, json: bool) -> ServedGateway {
+/// The secrets the binary is given.
+struct Secrets {
+    jwt: String,
+    webhook: String,
+    /// An OTLP collector's API key, in `OTEL_EXPORTER_OTLP_HEADERS`.
+    otlp_key: String,
+}
+
+/// Starts the binary in local mode with the given secrets, exporting traces
+/// to `collector`, logging text or, with `json`, JSON lines.
+async fn serve(
+    dir: &Path,
+    secrets: &Secrets,
+    collector: &OtlpReceiver,
+    json: bool,
+) -> ServedGateway {
     let bin = env!("CARGO_BIN_EXE_filegate");
-    ServedGateway::start(bin, dir, Some(jwt_secret), |command| {
+    ServedGateway::start(bin, dir, Some(&secrets.jwt), |command| {
         command
             .args(["--part-size", "5242880"])
-            .env("FILESTACK_WEBHOOK_SECRET", webhook_secret)
+            .env("FILESTACK_WEBHOOK_SECRET", &secrets.webhook)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.http_url)
+            .env(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                format!("x-api-key={}", secrets.otlp_key),
+            )
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
             .env("RUST_LOG", "trace")
             .env("FILEGATE_LOG_FORMAT", if json { "json" } else { "text" });
     })
@@ -224,9 +245,15 @@ async fn a_full_scenario_logged_as_json_at_trace_level_never_prints_a_secret() {
 /// Runs the whole scenario and searches every output line for the secrets.
 async fn scenario_never_prints_a_secret(json: bool) {
     let random = || Alphanumeric.sample_string(&mut rand::rng(), 32);
-    let (jwt_secret, webhook_secret) = (format!("jwt-{}", random()), format!("whk-{}", random()));
+    let secrets = Secrets {
+        jwt: format!("jwt-{}", random()),
+        webhook: format!("whk-{}", random()),
+        otlp_key: format!("otlp-{}", random()),
+    };
+    let (jwt_secret, webhook_secret) = (secrets.jwt.clone(), secrets.webhook.clone());
+    let collector = OtlpReceiver::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let served = serve(dir.path(), &jwt_secret, &webhook_secret, json).await;
+    let served = serve(dir.path(), &secrets, &collector, json).await;
     let app_secret = served.emulator().app_secret().expose().to_owned();
     served.who_am_i("alice").await.expect("who am i");
     let text = upload(&served, "notes.txt", b"alice's notes").await;
@@ -254,10 +281,15 @@ async fn scenario_never_prints_a_secret(json: bool) {
             .any(|l| l.contains("webhook delivery recorded")),
         "webhooks were logged"
     );
+    let key_sent = collector.request_headers().iter().any(|headers| {
+        headers.get("x-api-key").map(|v| v.as_bytes()) == Some(secrets.otlp_key.as_bytes())
+    });
+    assert!(key_sent, "traces were exported with the collector's key");
     let secrets = [
         ("app secret", app_secret.as_str()),
         ("webhook secret", webhook_secret.as_str()),
         ("JWT secret", jwt_secret.as_str()),
+        ("OTLP header", secrets.otlp_key.as_str()),
     ];
     let found = leaks(&lines, &secrets);
     assert!(

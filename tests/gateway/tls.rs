@@ -17,6 +17,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use support::gateway::TestGateway;
 use support::poll_until;
+use support::process::ServedGateway;
 use support::rpc::Rpc;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -120,8 +121,8 @@ async fn start(flags: &[String]) -> TestGateway {
     TestGateway::start_with(&flags).await
 }
 
-fn addr(gw: &TestGateway) -> SocketAddr {
-    gw.grpc_url
+fn addr(gw: &impl Rpc) -> SocketAddr {
+    gw.grpc_url()
         .trim_start_matches("http://")
         .parse()
         .expect("an address")
@@ -191,7 +192,7 @@ async fn tls_channel(
     }
 }
 
-async fn who_am_i_on(gw: &TestGateway, channel: Channel) -> Result<String, String> {
+async fn who_am_i_on(gw: &impl Rpc, channel: Channel) -> Result<String, String> {
     let mut client = FileGatewayServiceClient::new(channel);
     let call = client.who_am_i(gw.request("alice", pb::WhoAmIRequest {}));
     match tokio::time::timeout(PATIENCE, call).await {
@@ -340,6 +341,119 @@ async fn tls_certificate_rotates_without_restart() {
         Some(&first.der),
         "on the same connection"
     );
+}
+
+/// `pem` with one character of its body changed: still PEM, no longer a key.
+fn corrupted(pem: &str) -> String {
+    let mut lines: Vec<String> = pem.lines().map(str::to_owned).collect();
+    let line = &mut lines[1];
+    let middle = line.len() / 2;
+    let changed = if &line[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    line.replace_range(middle..=middle, changed);
+    lines.join("\n") + "\n"
+}
+
+/// What of a PEM private key must never be logged: each line of its body,
+/// and its DER in hex, whole and by 16-byte pieces; but not the pieces its
+/// certificate (which is public, and logged by rustls at trace level)
+/// holds too: a PKCS#8 key carries its public key.
+fn key_forms(pem: &str, cert: Option<&Leaf>) -> Vec<String> {
+    let public = cert.map(|leaf| (hex::encode(&leaf.der), leaf.cert.clone()));
+    let private = |form: &String| {
+        public
+            .as_ref()
+            .is_none_or(|(der, pem)| !der.contains(form.as_str()) && !pem.contains(form.as_str()))
+    };
+    let body: Vec<&str> = pem
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let mut forms: Vec<String> = body
+        .iter()
+        .filter(|line| line.len() >= 16)
+        .map(|line| (*line).to_owned())
+        .collect();
+    if let Ok(der) =
+        base64::engine::Engine::decode(&base64::engine::general_purpose::STANDARD, body.concat())
+    {
+        forms.push(hex::encode(&der));
+        forms.extend(der.chunks_exact(16).map(hex::encode));
+    }
+    forms.into_iter().filter(private).collect()
+}
+
+#[tokio::test]
+async fn tls_sighup_reloads_the_certificate_and_no_private_key_is_ever_logged() {
+    let ca = Ca::new("server CA");
+    let first = ca.leaf(&["localhost"]);
+    let files = ServerFiles::new(&first, &ca);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = env!("CARGO_BIN_EXE_filegate");
+    let secret = "tls-sighup-test-jwt-secret-0123456789";
+    let mut served = ServedGateway::start(bin, dir.path(), Some(secret), |command| {
+        command.args(files.flags()).env("RUST_LOG", "trace");
+    })
+    .await;
+    let config = client_config(&ca.pem, None);
+    let (channel, presented) = tls_channel(addr(&served), config.clone())
+        .await
+        .expect("connects");
+    who_am_i_on(&served, channel).await.expect("served");
+    assert_eq!(presented.lock().unwrap().as_ref(), Some(&first.der));
+    let mut keys = vec![(first.key.clone(), Some(first))];
+
+    // The files are also polled (every 2 s): when the poll sees a pair
+    // first, SIGHUP finds the files unchanged, and a fresh pair is tried.
+    let mut rotated = None;
+    for attempt in 0..3 {
+        let leaf = ca.leaf(&["localhost", &format!("sighup-{attempt}.test")]);
+        replace(&files.key, &leaf.key);
+        replace(&files.cert, &leaf.cert);
+        served.signal("HUP");
+        let line = served.log_line_with(&["TLS certificate", "SIGHUP"]).await;
+        if line.contains("reloaded") {
+            rotated = Some(leaf);
+            break;
+        }
+        keys.push((leaf.key.clone(), Some(leaf)));
+    }
+    let rotated = rotated.expect("a SIGHUP reloaded a replaced pair");
+    let (channel, presented) = tls_channel(addr(&served), config.clone())
+        .await
+        .expect("connects");
+    who_am_i_on(&served, channel).await.expect("served");
+    assert_eq!(presented.lock().unwrap().as_ref(), Some(&rotated.der));
+
+    // A key that does not parse: refused, the last good pair kept.
+    let broken = corrupted(&ca.leaf(&["localhost"]).key);
+    keys.push((broken.clone(), None));
+    replace(&files.key, &broken);
+    served.signal("HUP");
+    let line = served.log_line_with(&["TLS certificate", "SIGHUP"]).await;
+    assert!(
+        line.contains("reload failed") || line.contains("unchanged"),
+        "{line}"
+    );
+    let (channel, presented) = tls_channel(addr(&served), config).await.expect("connects");
+    who_am_i_on(&served, channel).await.expect("served");
+    assert_eq!(presented.lock().unwrap().as_ref(), Some(&rotated.der));
+
+    let lines = served.stop().await;
+    assert!(
+        lines.iter().any(|l| l.contains("TRACE")),
+        "trace logging was on"
+    );
+    keys.push((rotated.key.clone(), Some(rotated)));
+    for (key, cert) in &keys {
+        for form in key_forms(key, cert.as_ref()) {
+            let leaked: Vec<&String> = lines.iter().filter(|l| l.contains(&form)).collect();
+            assert!(leaked.is_empty(), "a private key in the log: {leaked:?}");
+        }
+    }
 }
 
 /// `GET path` over TLS to the HTTP listener with `config`: the response.

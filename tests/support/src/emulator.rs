@@ -399,6 +399,17 @@ impl Stats {
         self.0["pending_uploads"].as_u64().expect("pending_uploads")
     }
 
+    /// The `traceparent`s the last requests carried, with their routes.
+    pub fn traceparents(&self) -> Vec<(String, String)> {
+        let seen = self.0["traceparents"].as_array().expect("traceparents");
+        seen.iter()
+            .map(|entry| {
+                let text = |key: &str| entry[key].as_str().expect(key).to_owned();
+                (text("route"), text("traceparent"))
+            })
+            .collect()
+    }
+
     /// Bytes of file content sent in download bodies so far.
     pub fn bytes_served(&self) -> u64 {
         self.0["bytes_served"].as_u64().expect("bytes_served")

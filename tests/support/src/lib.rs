@@ -11,6 +11,7 @@
 //! - [`postgres`]: databases on a PostgreSQL server, and when tests skip.
 //! - [`auth`], [`content`]: tokens, test bytes, images and digests.
 //! - [`frames`]: gRPC's message framing, for calls made by hand.
+//! - [`otlp::OtlpReceiver`]: an OpenTelemetry collector's trace receiver.
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ pub mod content;
 pub mod emulator;
 pub mod frames;
 pub mod gateway;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod rpc;

@@ -41,6 +41,7 @@ pub struct ServedGateway {
     data_dir: PathBuf,
     jwt_secret: Option<String>,
     stdout_lines: mpsc::UnboundedReceiver<String>,
+    stderr_lines: mpsc::UnboundedReceiver<String>,
     stdout: JoinHandle<Vec<String>>,
     stderr: JoinHandle<Vec<String>>,
 }
@@ -119,7 +120,8 @@ impl ServedGateway {
             .expect("filegate serve starts");
         let (tx, mut stdout_lines) = mpsc::unbounded_channel();
         let stdout = collect(child.stdout.take().expect("stdout"), Some(tx));
-        let stderr = collect(child.stderr.take().expect("stderr"), None);
+        let (tx, stderr_lines) = mpsc::unbounded_channel();
+        let stderr = collect(child.stderr.take().expect("stderr"), Some(tx));
         let addresses = async {
             let (mut grpc, mut http) = (None, None);
             while let Some(line) = stdout_lines.recv().await {
@@ -148,6 +150,7 @@ impl ServedGateway {
             data_dir: data_dir.to_owned(),
             jwt_secret: jwt_secret.map(str::to_owned),
             stdout_lines,
+            stderr_lines,
             stdout,
             stderr,
         }
@@ -176,6 +179,30 @@ impl ServedGateway {
         tokio::time::timeout(PATIENCE, read)
             .await
             .expect("the line in time")
+    }
+
+    /// The next line on stderr (the log) that holds each of `needles`.
+    pub async fn log_line_with(&mut self, needles: &[&str]) -> String {
+        let read = async {
+            while let Some(line) = self.stderr_lines.recv().await {
+                if needles.iter().all(|needle| line.contains(needle)) {
+                    return line;
+                }
+            }
+            panic!("stderr closed before a line with {needles:?}");
+        };
+        tokio::time::timeout(PATIENCE, read)
+            .await
+            .expect("the line in time")
+    }
+
+    /// Sends `signal` (a name `kill` knows: `HUP`, `TERM`, ...).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status();
+        assert!(sent.expect("kill runs").success(), "SIG{signal} sent");
     }
 
     /// SIGTERM, a clean exit, then every line of stdout and stderr.

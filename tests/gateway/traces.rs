@@ -1,0 +1,341 @@
+//! OpenTelemetry traces of the real `filegate serve` binary, exported to an
+//! OTLP receiver started here: a caller's `traceparent` is continued, each
+//! RPC is a server span, each Filestack request a client span whose context
+//! reached the emulator in its own `traceparent`, database statements are
+//! events, log lines carry the trace id; over OTLP/HTTP and OTLP/gRPC, with
+//! the configured headers, and the last spans sent at shutdown.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use filegate::pb::v1 as pb;
+use rand::RngExt;
+use support::MIB;
+use support::content::{data, sha256_hex};
+use support::otlp::{OtlpReceiver, ReceivedSpan};
+use support::process::ServedGateway;
+use support::rpc::{Rpc, messages_with_offsets, spec};
+use tokio::process::Command;
+
+const PATIENCE: Duration = Duration::from_secs(60);
+const JWT_SECRET: &str = "traces-test-jwt-secret-0123456789";
+
+/// OTLP's span kinds.
+const SERVER: i32 = 2;
+const CLIENT: i32 = 3;
+
+/// A caller's trace: random ids, sampled.
+struct CallerTrace {
+    trace_id: String,
+    span_id: String,
+}
+
+impl CallerTrace {
+    fn new() -> CallerTrace {
+        let mut rng = rand::rng();
+        CallerTrace {
+            trace_id: hex::encode(rng.random::<[u8; 16]>()),
+            span_id: hex::encode(rng.random::<[u8; 8]>()),
+        }
+    }
+
+    fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
+    }
+
+    /// `message` as alice, in this trace.
+    fn request<T>(&self, gw: &ServedGateway, message: T) -> tonic::Request<T> {
+        let mut request = gw.request("alice", message);
+        let traceparent = self.traceparent().parse().expect("metadata value");
+        request.metadata_mut().insert("traceparent", traceparent);
+        request
+    }
+}
+
+async fn serve(dir: &Path, configure: impl FnOnce(&mut Command)) -> ServedGateway {
+    let bin = env!("CARGO_BIN_EXE_filegate");
+    ServedGateway::start(bin, dir, Some(JWT_SECRET), |command| {
+        command
+            .args(["--part-size", "5242880"])
+            .env("RUST_LOG", "info")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_SERVICE_NAME")
+            .env_remove("OTEL_SDK_DISABLED");
+        configure(command);
+    })
+    .await
+}
+
+/// The span named `name`; panics listing the names when there is none.
+fn named<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
+    spans
+        .iter()
+        .find(|span| span.name == name)
+        .unwrap_or_else(|| {
+            let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+            panic!("no span {name} among {names:?}")
+        })
+}
+
+/// Whether `span` descends from the span `ancestor` within `spans`.
+fn descends_from(spans: &[ReceivedSpan], span: &ReceivedSpan, ancestor: &str) -> bool {
+    let by_id: HashMap<&str, &ReceivedSpan> =
+        spans.iter().map(|s| (s.span_id.as_str(), s)).collect();
+    let mut parent = span.parent_span_id.as_str();
+    while let Some(next) = by_id.get(parent) {
+        if next.span_id == ancestor {
+            return true;
+        }
+        parent = next.parent_span_id.as_str();
+    }
+    false
+}
+
+#[tokio::test]
+async fn an_upload_continues_the_callers_trace_with_its_filestack_requests_and_statements() {
+    let receiver = OtlpReceiver::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served = serve(dir.path(), |command| {
+        command
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.http_url)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "50");
+    })
+    .await;
+
+    // An upload of three parts, in the caller's trace.
+    let caller = CallerTrace::new();
+    let bytes = data(11 * MIB);
+    let upload_spec = pb::UploadSpec {
+        sha256: sha256_hex(&bytes),
+        ..spec("traced.bin", Some(bytes.len() as i64))
+    };
+    let messages = messages_with_offsets(upload_spec, &bytes, MIB);
+    let request = caller.request(&served, tokio_stream::iter(messages));
+    let document = served
+        .client()
+        .await
+        .upload(request)
+        .await
+        .expect("upload")
+        .into_inner()
+        .document
+        .expect("a document");
+
+    let upload = "filegate.v1.FileGatewayService/Upload";
+    let spans = receiver
+        .trace(&caller.trace_id, PATIENCE, |spans| {
+            spans.iter().any(|span| span.name == upload)
+        })
+        .await;
+    let rpc = named(&spans, upload);
+    assert_eq!(
+        rpc.parent_span_id, caller.span_id,
+        "continues the caller's span"
+    );
+    assert_eq!(rpc.kind, SERVER);
+    assert_eq!(rpc.service_name, "filegate");
+    assert_eq!(rpc.attribute("rpc.system"), Some("grpc"));
+    assert_eq!(
+        rpc.attribute("rpc.service"),
+        Some("filegate.v1.FileGatewayService")
+    );
+    assert_eq!(rpc.attribute("rpc.method"), Some("Upload"));
+    assert_eq!(rpc.attribute("rpc.grpc.status_code"), Some("0"));
+    assert_eq!(rpc.attribute("owner"), Some("alice"));
+    assert_ne!(rpc.status_code, 2, "not an error");
+
+    // Every request to Filestack: a client span under the RPC, answered,
+    // whose own context the emulator received.
+    let requests: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.kind == CLIENT).collect();
+    let routes: Vec<&str> = requests
+        .iter()
+        .filter_map(|s| s.attribute("route"))
+        .collect();
+    for route in [
+        "multipart_start",
+        "multipart_upload",
+        "part_put",
+        "multipart_complete",
+    ] {
+        assert!(
+            routes.contains(&route),
+            "a {route} request among {routes:?}"
+        );
+    }
+    let received = served.emulator().stats().await.traceparents();
+    for request in &requests {
+        assert!(
+            descends_from(&spans, request, &rpc.span_id),
+            "{request:#?} is part of the RPC"
+        );
+        assert_eq!(request.attribute("http.response.status_code"), Some("200"));
+        let sent = format!("00-{}-{}-01", caller.trace_id, request.span_id);
+        assert!(
+            received.iter().any(|(_, traceparent)| *traceparent == sent),
+            "the emulator received {sent} ({} request); it saw {received:?}",
+            request.name
+        );
+    }
+
+    // The document's statements: sqlx's events on the RPC's spans.
+    let statements: Vec<&str> = spans
+        .iter()
+        .flat_map(|span| &span.events)
+        .filter_map(|(_, attributes)| attributes.get("summary").map(String::as_str))
+        .collect();
+    assert!(
+        statements
+            .iter()
+            .any(|s| s.to_lowercase().starts_with("insert")),
+        "an INSERT among the statements {statements:?}"
+    );
+
+    // A refused call in another trace: its log line names the trace.
+    let refused_in = CallerTrace::new();
+    let missing = pb::GetDocumentRequest {
+        document_id: "doc_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    };
+    let request = refused_in.request(&served, missing);
+    let refused = served.client().await.get_document(request).await;
+    assert!(refused.is_err(), "an unknown document");
+    let get = "filegate.v1.FileGatewayService/GetDocument";
+    let spans = receiver
+        .trace(&refused_in.trace_id, PATIENCE, |spans| {
+            spans.iter().any(|span| span.name == get)
+        })
+        .await;
+    let refused_rpc = named(&spans, get);
+    assert_ne!(refused_rpc.attribute("rpc.grpc.status_code"), Some("0"));
+
+    // A call without a traceparent starts a trace of its own.
+    let before: Vec<String> = receiver.spans().into_iter().map(|s| s.span_id).collect();
+    served.who_am_i("alice").await.expect("who am i");
+    served
+        .get_document("alice", &document.id)
+        .await
+        .expect("get");
+    let who = "filegate.v1.FileGatewayService/WhoAmI";
+    poll_spans(&receiver, |spans| {
+        spans
+            .iter()
+            .any(|s| s.name == who && !before.contains(&s.span_id))
+    })
+    .await;
+    let spans = receiver.spans();
+    let root = spans
+        .iter()
+        .find(|s| s.name == who && !before.contains(&s.span_id))
+        .expect("the WhoAmI span");
+    assert!(root.parent_span_id.is_empty(), "a root span: {root:#?}");
+    assert_ne!(root.trace_id, caller.trace_id);
+
+    let lines = served.stop().await;
+    let announced = format!("traces: OTLP http/protobuf to {}", receiver.http_url);
+    assert!(lines.contains(&announced), "the banner says {announced}");
+    let traced = format!("trace_id={}", refused_in.trace_id);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("rpc failed") && line.contains(&traced)),
+        "the refusal's log line carries {traced}:\n{}",
+        lines.join("\n")
+    );
+}
+
+/// Waits until the spans received so far satisfy `done`.
+async fn poll_spans(receiver: &OtlpReceiver, done: impl Fn(&[ReceivedSpan]) -> bool) {
+    support::poll_until(PATIENCE, "the spans", || {
+        let spans = receiver.spans();
+        let ready = done(&spans);
+        async move { ready }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn traces_go_over_otlp_grpc_with_the_configured_headers_and_the_last_ones_at_shutdown() {
+    let receiver = OtlpReceiver::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served = serve(dir.path(), |command| {
+        command
+            .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &receiver.grpc_url)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            .env(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-collector-key=k%20123,x-tenant=files",
+            )
+            .env("OTEL_SERVICE_NAME", "filegate-east")
+            // Nothing is sent before shutdown: the exit must flush.
+            .env("OTEL_BSP_SCHEDULE_DELAY", "600000");
+    })
+    .await;
+    let caller = CallerTrace::new();
+    let request = caller.request(&served, pb::WhoAmIRequest {});
+    let owner = served.client().await.who_am_i(request).await;
+    assert_eq!(owner.expect("who am i").into_inner().owner, "alice");
+    assert!(
+        receiver.spans().is_empty(),
+        "nothing exported before shutdown"
+    );
+
+    served.stop().await;
+    let spans: Vec<ReceivedSpan> = receiver
+        .spans()
+        .into_iter()
+        .filter(|span| span.trace_id == caller.trace_id)
+        .collect();
+    let rpc = named(&spans, "filegate.v1.FileGatewayService/WhoAmI");
+    assert_eq!(rpc.parent_span_id, caller.span_id);
+    assert_eq!(rpc.service_name, "filegate-east");
+    let headers = receiver.request_headers();
+    assert!(!headers.is_empty());
+    for sent in headers {
+        assert_eq!(
+            sent.get("x-collector-key").map(|v| v.as_bytes()),
+            Some(&b"k 123"[..])
+        );
+        assert_eq!(
+            sent.get("x-tenant").map(|v| v.as_bytes()),
+            Some(&b"files"[..])
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_an_otlp_endpoint_nothing_is_exported_and_logs_keep_the_callers_trace_id() {
+    let receiver = OtlpReceiver::start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Every other OTLP setting, but no endpoint.
+    let served = serve(dir.path(), |command| {
+        command
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "50");
+    })
+    .await;
+    let caller = CallerTrace::new();
+    let missing = pb::GetDocumentRequest {
+        document_id: "doc_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    };
+    let refused = served
+        .client()
+        .await
+        .get_document(caller.request(&served, missing))
+        .await;
+    assert!(refused.is_err());
+    let lines = served.stop().await;
+    assert!(
+        !lines.iter().any(|line| line.starts_with("traces:")),
+        "no exporter announced"
+    );
+    let traced = format!("trace_id={}", caller.trace_id);
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("rpc failed") && line.contains(&traced)),
+        "the refusal's log line carries {traced}:\n{}",
+        lines.join("\n")
+    );
+    assert!(receiver.spans().is_empty());
+}
