@@ -201,6 +201,7 @@ impl Application {
             &settings.jwt_key,
             args.jwt_issuer.as_deref(),
             args.jwt_audience.as_deref(),
+            metrics.gateway.clone(),
         )
         .await?;
         let cache = CacheOptions {

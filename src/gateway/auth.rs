@@ -21,6 +21,7 @@ use tonic::metadata::MetadataMap;
 use crate::gateway::domain::OwnerId;
 use crate::gateway::error::GatewayError;
 use crate::gateway::jwks::{Jwks, JwksSource};
+use crate::gateway::metrics::GatewayMetrics;
 use crate::secret::Secret;
 
 /// How tokens are verified.
@@ -95,17 +96,19 @@ impl Authenticator {
     }
 
     /// An authenticator for `key`; with a JWKS URL, once its keys are
-    /// fetched (an error if they cannot be).
+    /// fetched (an error if they cannot be), counting its fetches in
+    /// `metrics`.
     pub async fn start(
         key: &JwtKey,
         issuer: Option<&str>,
         audience: Option<&str>,
+        metrics: GatewayMetrics,
     ) -> anyhow::Result<Self> {
         let JwtKey::Jwks(source) = key else {
             return Self::new(key, issuer, audience);
         };
         Ok(Self {
-            keys: Keys::Jwks(Jwks::start(source.clone()).await?),
+            keys: Keys::Jwks(Jwks::start(source.clone(), metrics).await?),
             validations: [Algorithm::RS256, Algorithm::ES256]
                 .into_iter()
                 .map(|algorithm| validation(algorithm, issuer, audience))

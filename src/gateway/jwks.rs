@@ -25,6 +25,8 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
+use crate::gateway::metrics::GatewayMetrics;
+
 /// How long one fetch of the key set may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -186,6 +188,8 @@ pub struct Jwks {
     /// Held by whoever fetches, so fetches never overlap; holds when the
     /// last fetch for an unknown `kid` began.
     fetching: Arc<tokio::sync::Mutex<Option<Instant>>>,
+    /// Counts the fetches.
+    metrics: GatewayMetrics,
 }
 
 impl std::fmt::Debug for Jwks {
@@ -198,7 +202,7 @@ impl std::fmt::Debug for Jwks {
 
 impl Jwks {
     /// Fetches the key set; an error when that fails.
-    pub async fn start(source: JwksSource) -> anyhow::Result<Arc<Jwks>> {
+    pub async fn start(source: JwksSource, metrics: GatewayMetrics) -> anyhow::Result<Arc<Jwks>> {
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
@@ -216,10 +220,11 @@ impl Jwks {
             http,
             keys: RwLock::default(),
             fetching: Arc::default(),
+            metrics,
         };
-        let keys = jwks
-            .fetch()
-            .await
+        let fetched = jwks.fetch().await;
+        jwks.metrics.jwks_fetch("start", fetched.is_ok());
+        let keys = fetched
             .with_context(|| format!("fetching the JWT keys from {}", jwks.source.url.as_str()))?;
         tracing::info!(url = jwks.source.url.as_str(), kids = ?keys.kids(), "JWT keys fetched");
         jwks.store(keys);
@@ -255,7 +260,7 @@ impl Jwks {
         // goes away: the calls waiting for it get its keys.
         let jwks = self.clone();
         let fetch = tokio::spawn(async move {
-            jwks.refresh("a token names an unknown key").await;
+            jwks.refresh("unknown_kid").await;
             drop(last);
         });
         let _ = fetch.await;
@@ -281,9 +286,12 @@ impl Jwks {
         }
     }
 
-    /// One fetch: new keys replace the old, a failure keeps them.
+    /// One fetch, for `why` (`scheduled`, `unknown_kid`): new keys replace
+    /// the old, a failure keeps them.
     async fn refresh(&self, why: &'static str) {
-        match self.fetch().await {
+        let fetched = self.fetch().await;
+        self.metrics.jwks_fetch(why, fetched.is_ok());
+        match fetched {
             Ok(keys) => {
                 let before = self.keys().kids().join(",");
                 let after = keys.kids().join(",");

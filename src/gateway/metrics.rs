@@ -171,6 +171,12 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FetchLabels {
+    trigger: &'static str,
+    outcome: &'static str,
+}
+
 /// What the gateway itself records as it works (cheap to clone: shared).
 #[derive(Clone, Debug)]
 pub struct GatewayMetrics {
@@ -178,6 +184,7 @@ pub struct GatewayMetrics {
     admission_wait_seconds: Histogram,
     admission_refusals: Counter,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
+    jwks_fetches: Family<FetchLabels, Counter>,
 }
 
 impl Default for GatewayMetrics {
@@ -187,6 +194,7 @@ impl Default for GatewayMetrics {
             admission_wait_seconds: Histogram::new(HANDLING_BUCKETS),
             admission_refusals: Counter::default(),
             webhook_deliveries: Family::default(),
+            jwks_fetches: Family::default(),
         }
     }
 }
@@ -213,6 +221,11 @@ impl GatewayMetrics {
             "Webhook deliveries by outcome (stored, duplicate, bad_signature, malformed, not_configured, busy, failed, too_slow).",
             self.webhook_deliveries.clone(),
         );
+        registry.register(
+            "filegate_jwks_fetches",
+            "Fetches of the JWT key set (--jwt-jwks-url) by trigger (start, scheduled, unknown_kid) and outcome (ok, failed).",
+            self.jwks_fetches.clone(),
+        );
     }
 
     /// `bytes` file bytes arrived in an upload.
@@ -228,6 +241,14 @@ impl GatewayMetrics {
     /// An upload was refused admission.
     pub fn refused_admission(&self) {
         self.admission_refusals.inc();
+    }
+
+    /// A fetch of the JWT key set, for `trigger`, succeeded or not.
+    pub fn jwks_fetch(&self, trigger: &'static str, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.jwks_fetches
+            .get_or_create(&FetchLabels { trigger, outcome })
+            .inc();
     }
 
     /// A webhook delivery ended with `outcome`.

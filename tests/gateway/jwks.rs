@@ -256,6 +256,13 @@ async fn a_key_published_mid_test_verifies_its_first_token_at_once_and_the_old_k
     assert_eq!(who_am_i(&gw, &old.token("alice")).await.unwrap(), "alice");
     assert_eq!(who_am_i(&gw, &new.token("bob")).await.unwrap(), "bob");
     assert_eq!(provider.fetches(), 2, "known kids fetch nothing");
+    let fetches = gw
+        .metrics([
+            r#"filegate_jwks_fetches_total{trigger="start",outcome="ok"}"#,
+            r#"filegate_jwks_fetches_total{trigger="unknown_kid",outcome="ok"}"#,
+        ])
+        .await;
+    assert_eq!(fetches, [1, 1], "the fetches, counted by trigger");
     gw.stop().await;
 }
 
@@ -354,6 +361,17 @@ async fn the_last_keys_keep_working_while_the_provider_is_down_or_answers_garbag
     let unknown = SigningKey::es256("k2");
     assert_refused(&gw, &unknown.token("bob"), "provider unreachable").await;
     assert_eq!(who_am_i(&gw, &key.token("alice")).await.unwrap(), "alice");
+    let [scheduled_failed, unknown_kid_failed] = gw
+        .metrics([
+            r#"filegate_jwks_fetches_total{trigger="scheduled",outcome="failed"}"#,
+            r#"filegate_jwks_fetches_total{trigger="unknown_kid",outcome="failed"}"#,
+        ])
+        .await;
+    assert!(
+        scheduled_failed >= 4,
+        "the four bad answers: {scheduled_failed}"
+    );
+    assert_eq!(unknown_kid_failed, 1, "the fetch for k2");
     gw.stop().await;
 }
 
