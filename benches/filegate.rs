@@ -11,7 +11,7 @@
 //!
 //! `FILEGATE_BENCH_QUICK=1` runs fewer and shorter rounds (a smoke test);
 //! `FILEGATE_BENCH_SECONDS` sets the time per unary level (default 3);
-//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|read|small|resume|compression` runs one section (to profile it);
+//! `FILEGATE_BENCH_ONLY=uploads|ingest|unary|memory|read|small|resume|compression|traces` runs one section (to profile it);
 //! `FILEGATE_BENCH_BASELINE=path/to/filegate` also runs the unary levels
 //! (row cache on) on that build and on this one, alternated level by level,
 //! three rounds, and prints the medians side by side (what a change costs
@@ -35,6 +35,8 @@ mod report;
 mod resume;
 #[path = "filegate/small.rs"]
 mod small;
+#[path = "filegate/traces.rs"]
+mod traces;
 #[path = "filegate/unary.rs"]
 mod unary;
 #[path = "filegate/uploads.rs"]
@@ -153,9 +155,9 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
     }
     let mut unary_baseline = Vec::new();
     if let (true, Ok(baseline)) = (plan.runs("unary"), std::env::var("FILEGATE_BENCH_BASELINE")) {
-        let base = Gateway::start_binary(&baseline, dir.path(), 9, &emulator, settings, &[])?;
+        let base = Gateway::start_binary(&baseline, dir.path(), 9, &emulator, settings, &[], &[])?;
         progress(&format!("baseline build: {baseline}"));
-        unary_baseline = against_baseline(&plan, &gateway, &base, &payload, &token).await?;
+        (unary_baseline, _) = alternated(&plan, &gateway, &base, &payload, &token).await?;
         drop(base);
     }
     drop(gateway);
@@ -195,6 +197,11 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         compression = Some(compression::run(&gateway.grpc_url, &token, &payload, runs).await?);
         drop(gateway);
     }
+    let mut traces = None;
+    if plan.runs("traces") {
+        let cost = traces_cost(&plan, dir.path(), &emulator, settings, &payload, &token);
+        traces = Some(cost.await?);
+    }
     let mut small_files = Vec::new();
     if plan.runs("small") {
         small_files = small::run(dir.path(), &payload, &token, plan.small_runs).await?;
@@ -219,6 +226,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         ingest,
         unary,
         unary_baseline,
+        traces,
         small_files,
         resume,
         compression,
@@ -359,19 +367,21 @@ async fn unary_levels(
     Ok(results)
 }
 
-/// The unary levels (row cache on) on this build's gateway and a
-/// baseline's, alternated level by level over three rounds: the median of
-/// each, as `(this build, baseline)`.
-async fn against_baseline(
+/// The unary levels (row cache on) on two gateways (this build and a
+/// baseline, or traces on and off), alternated level by level over three
+/// rounds: the median of each, as `(this, other)`, and the calls each
+/// gateway answered in all (its documents' uploads included).
+async fn alternated(
     plan: &Plan,
     this: &Gateway,
-    base: &Gateway,
+    other: &Gateway,
     payload: &Payload,
     token: &str,
-) -> anyhow::Result<Vec<(unary::LevelResult, unary::LevelResult)>> {
+) -> anyhow::Result<(Vec<(unary::LevelResult, unary::LevelResult)>, [u64; 2])> {
     const ROUNDS: usize = 3;
+    let mut calls = [UNARY_DOCUMENTS as u64; 2];
     let mut sides = Vec::new();
-    for gateway in [this, base] {
+    for gateway in [this, other] {
         let mut clients = Vec::new();
         for _ in 0..CONNECTIONS {
             clients.push(GatewayClient::connect(&gateway.grpc_url, token).await?);
@@ -393,8 +403,9 @@ async fn against_baseline(
         })
         .collect();
     let warm_up = plan.unary_seconds.min(Duration::from_secs(1));
-    for target in &targets {
-        unary::run_level(target, Rpc::SignedUrl, 16, warm_up).await?;
+    for (side, target) in targets.iter().enumerate() {
+        let warmed = unary::run_level(target, Rpc::SignedUrl, 16, warm_up).await?;
+        calls[side] += warmed.requests as u64;
     }
     let mut pairs = Vec::new();
     for &concurrency in &plan.unary_levels {
@@ -403,18 +414,49 @@ async fn against_baseline(
             for _ in 0..ROUNDS {
                 for (side, target) in targets.iter().enumerate() {
                     let result = unary::run_level(target, rpc, concurrency, plan.unary_seconds);
-                    runs[side].push(result.await?);
+                    let result = result.await?;
+                    calls[side] += result.requests as u64;
+                    runs[side].push(result);
                 }
             }
-            let [this_build, baseline] = runs.map(median_level);
+            let [this, other] = runs.map(median_level);
             progress(&format!(
-                "{rpc:?} c={concurrency}: this build {:.0} req/s, baseline {:.0} req/s",
-                this_build.requests_per_second, baseline.requests_per_second
+                "{rpc:?} c={concurrency}: {:.0} req/s, against {:.0} req/s",
+                this.requests_per_second, other.requests_per_second
             ));
-            pairs.push((this_build, baseline));
+            pairs.push((this, other));
         }
     }
-    Ok(pairs)
+    Ok((pairs, calls))
+}
+
+/// The unary levels with every span exported to a collector stand-in,
+/// alternated with the same build exporting nothing.
+async fn traces_cost(
+    plan: &Plan,
+    dir: &std::path::Path,
+    emulator: &Emulator,
+    settings: UploadSettings,
+    payload: &Payload,
+    token: &str,
+) -> anyhow::Result<traces::TracesResult> {
+    let sink = traces::Sink::start().await?;
+    let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url.as_str())];
+    let mut on = Gateway::start_binary(procs::BINARY, dir, 10, emulator, settings, &[], &env)?;
+    let off = Gateway::start(dir, 11, emulator, settings, &[])?;
+    let (levels, [calls, _]) = alternated(plan, &on, &off, payload, token).await?;
+    // SIGTERM: the exporting gateway sends its last spans before it exits.
+    on.proc.terminate()?;
+    let (rpc_spans, spans) = sink.received();
+    progress(&format!(
+        "traces: {calls} calls, {rpc_spans} RPC spans received, {spans} spans"
+    ));
+    Ok(traces::TracesResult {
+        levels,
+        calls,
+        rpc_spans,
+        spans,
+    })
 }
 
 /// The run of median throughput.

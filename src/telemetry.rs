@@ -30,10 +30,11 @@ use opentelemetry::{Key, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
 use tracing::{Span, field};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
+use tracing_subscriber::filter::{EnvFilter, FilterFn, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -105,17 +106,30 @@ pub fn init(traces: bool) -> anyhow::Result<Telemetry> {
 }
 
 /// What becomes part of a trace: the gateway's spans (the RPC, Filestack
-/// requests, upload parts) with the events at `info` and above logged
-/// inside them, other crates' warnings, and each database statement (sqlx
-/// logs them at `debug`).
-/// The embedded emulator stands for Filestack, which is not part of the
-/// gateway's traces.
-fn span_filter() -> Targets {
-    Targets::new()
-        .with_default(LevelFilter::WARN)
-        .with_target("filegate", LevelFilter::DEBUG)
-        .with_target("filegate::emulator", LevelFilter::OFF)
-        .with_target("sqlx::query", LevelFilter::DEBUG)
+/// requests, upload parts: `debug` and above) with the events at `info`
+/// and above logged inside them, other crates' warnings, and each database
+/// statement (sqlx logs them at `debug`). The embedded emulator stands for
+/// Filestack, which is not part of the gateway's traces. Decided once per
+/// callsite.
+fn span_filter() -> FilterFn {
+    filter_fn(|metadata| {
+        let target = metadata.target();
+        let level = *metadata.level();
+        if target == "filegate::emulator" || target.starts_with("filegate::emulator::") {
+            false
+        } else if target == "sqlx::query" {
+            level <= Level::DEBUG
+        } else if target == "filegate" || target.starts_with("filegate::") {
+            level
+                <= if metadata.is_span() {
+                    Level::DEBUG
+                } else {
+                    Level::INFO
+                }
+        } else {
+            level <= Level::WARN
+        }
+    })
 }
 
 /// Whether the environment asks for traces.

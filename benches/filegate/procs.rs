@@ -129,6 +129,17 @@ impl CpuSnapshot {
     }
 }
 
+impl Proc {
+    /// SIGTERM, then waits for the exit (the process drains and flushes).
+    pub fn terminate(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(sent.success(), "SIGTERM to the {}", self.name);
+        Ok(self.child.wait()?)
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Err(error) = self.child.kill() {
@@ -232,10 +243,11 @@ impl Gateway {
         settings: UploadSettings,
         extra: &[&str],
     ) -> anyhow::Result<Gateway> {
-        Self::start_binary(BINARY, dir, run, emulator, settings, extra)
+        Self::start_binary(BINARY, dir, run, emulator, settings, extra, &[])
     }
 
-    /// [`Gateway::start`] with another build of filegate (a baseline).
+    /// [`Gateway::start`] with another build of filegate (a baseline), and
+    /// `env` set.
     pub fn start_binary(
         binary: &str,
         dir: &Path,
@@ -243,6 +255,7 @@ impl Gateway {
         emulator: &Emulator,
         settings: UploadSettings,
         extra: &[&str],
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Gateway> {
         let data_dir: PathBuf = dir.join(format!("gateway-{run}"));
         let mut command = Command::new(binary);
@@ -265,7 +278,8 @@ impl Gateway {
             .env("FILESTACK_APP_SECRET", APP_SECRET)
             .env("FILESTACK_API_URL", format!("{}/api", emulator.url))
             .env("FILESTACK_UPLOAD_URL", &emulator.url)
-            .env("FILESTACK_CDN_URL", &emulator.url);
+            .env("FILESTACK_CDN_URL", &emulator.url)
+            .envs(env.iter().copied());
         let log = dir.join(format!("gateway-{run}.log"));
         let (proc, rest) = Proc::spawn("gateway", command, &log, "filegate listening: ")?;
         progress(&format!("gateway {run}: {rest} (pid {})", proc.pid()));

@@ -10,6 +10,7 @@ use crate::compression::CompressionResult;
 use crate::procs::CpuSnapshot;
 use crate::resume::ResumeResult;
 use crate::small::{self, SmallFileResult};
+use crate::traces::TracesResult;
 use crate::unary::{LevelResult, Rpc};
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -134,6 +135,8 @@ pub struct Report {
     /// This build's and a baseline build's unary levels, alternated
     /// (`FILEGATE_BENCH_BASELINE`).
     pub unary_baseline: Vec<(LevelResult, LevelResult)>,
+    /// The unary levels with traces exported and not, alternated.
+    pub traces: Option<TracesResult>,
     pub small_files: Vec<SmallFileResult>,
     pub resume: Option<ResumeResult>,
     pub compression: Option<CompressionResult>,
@@ -289,6 +292,10 @@ impl Report {
         }
         out.push_str(&self.unary_target());
         out.push_str(&self.unary_against_baseline());
+        if let Some(traces) = &self.traces {
+            out.push('\n');
+            out.push_str(&traces.table());
+        }
         if !self.small_files.is_empty() {
             out.push('\n');
             out.push_str(small::TABLE_HEADER);

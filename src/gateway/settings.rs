@@ -491,6 +491,10 @@ fn jwt_key(args: &ServeArgs, local: bool) -> anyhow::Result<JwtKey> {
         )?));
     }
     if let Some(path) = &args.jwt_public_key {
+        anyhow::ensure!(
+            args.jwt_secret.is_none(),
+            "--jwt-public-key (FILEGATE_JWT_PUBLIC_KEY) cannot be combined with --jwt-secret (FILEGATE_JWT_SECRET): choose one source of keys"
+        );
         let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         return match args.jwt_algorithm.as_str() {
             "RS256" => Ok(JwtKey::Rsa(pem)),

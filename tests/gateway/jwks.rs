@@ -456,6 +456,15 @@ async fn the_gateway_does_not_start_without_keys_from_the_provider() {
             "--jwt-jwks-url (FILEGATE_JWT_JWKS_URL) cannot be combined with --jwt-secret",
         ),
         (
+            vec![
+                "--jwt-public-key",
+                "/nonexistent/public.pem",
+                "--jwt-secret",
+                JWT_SECRET,
+            ],
+            "--jwt-public-key (FILEGATE_JWT_PUBLIC_KEY) cannot be combined with --jwt-secret",
+        ),
+        (
             vec!["--jwt-jwks-url", "http://idp.example.com/jwks"],
             "must be https (or http to a loopback address",
         ),
