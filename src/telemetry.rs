@@ -207,18 +207,25 @@ pub fn rpc_span(service: &str, method: &str, headers: &http::HeaderMap) -> Span 
         otel.status_code = field::Empty,
         rpc.grpc.status_code = field::Empty,
     );
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    // Most calls carry no traceparent: nothing to parse then.
+    let parent = headers
+        .contains_key("traceparent")
+        .then(|| TraceContextPropagator::new().extract(&HeaderExtractor(headers)));
     if exporting() {
         let name = format!("{service}/{method}");
         span.record("otel.name", name.as_str());
         span.record("otel.kind", "server");
-        let _ = span.set_parent(parent);
+        if let Some(parent) = parent {
+            let _ = span.set_parent(parent);
+        }
         span.set_attribute("rpc.system", "grpc");
         span.set_attribute("rpc.service", service.to_owned());
         span.set_attribute("rpc.method", method.to_owned());
         let trace_id = span.context().span().span_context().trace_id();
         span.record("trace_id", field::display(trace_id));
-    } else if parent.span().span_context().is_valid() {
+    } else if let Some(parent) = parent
+        && parent.span().span_context().is_valid()
+    {
         let trace_id = parent.span().span_context().trace_id();
         span.record("trace_id", field::display(trace_id));
     }
