@@ -20,14 +20,18 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(2 * 60 * 60);
 
-/// Request headers a gRPC-Web client sends besides the CORS-safe ones.
-const REQUEST_HEADERS: [&str; 6] = [
+/// Request headers a gRPC-Web client sends besides the CORS-safe ones,
+/// W3C trace context included (OpenTelemetry's browser instrumentation
+/// adds it to calls to allowed origins).
+const REQUEST_HEADERS: [&str; 8] = [
     "authorization",
     "content-type",
     "grpc-timeout",
     "x-grpc-web",
     "x-user-agent",
     "connect-protocol-version",
+    "traceparent",
+    "tracestate",
 ];
 
 /// Response headers a gRPC-Web client reads (a call refused before any

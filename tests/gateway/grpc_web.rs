@@ -149,7 +149,7 @@ async fn preflight(gw: &TestGateway, origin: &str) -> HeaderMap {
         .header("access-control-request-method", "POST")
         .header(
             "access-control-request-headers",
-            "authorization,content-type,x-grpc-web,x-user-agent,grpc-timeout",
+            "authorization,content-type,x-grpc-web,x-user-agent,grpc-timeout,traceparent",
         )
         .send()
         .await
@@ -166,7 +166,13 @@ async fn only_configured_origins_and_local_modes_own_page_pass_cors() {
         .to_str()
         .unwrap_or_default()
         .to_owned();
-    for header in ["authorization", "x-grpc-web", "grpc-timeout"] {
+    for header in [
+        "authorization",
+        "x-grpc-web",
+        "grpc-timeout",
+        "traceparent",
+        "tracestate",
+    ] {
         assert!(headers.contains(header), "{header} not allowed: {headers}");
     }
     let other = preflight(&gw, "https://evil.example").await;

@@ -68,6 +68,12 @@ async fn serve(dir: &Path, configure: impl FnOnce(&mut Command)) -> ServedGatewa
     .await
 }
 
+/// The spans of `trace_id` received once the one named `name` is among them.
+async fn trace_with(receiver: &OtlpReceiver, trace_id: &str, name: &str) -> Vec<ReceivedSpan> {
+    let arrived = |spans: &[ReceivedSpan]| spans.iter().any(|span| span.name == name);
+    receiver.trace(trace_id, PATIENCE, arrived).await
+}
+
 /// The span named `name`; panics listing the names when there is none.
 fn named<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
     spans
@@ -124,11 +130,7 @@ async fn an_upload_continues_the_callers_trace_with_its_filestack_requests_and_s
         .expect("a document");
 
     let upload = "filegate.v1.FileGatewayService/Upload";
-    let spans = receiver
-        .trace(&caller.trace_id, PATIENCE, |spans| {
-            spans.iter().any(|span| span.name == upload)
-        })
-        .await;
+    let spans = trace_with(&receiver, &caller.trace_id, upload).await;
     let rpc = named(&spans, upload);
     assert_eq!(
         rpc.parent_span_id, caller.span_id,
@@ -201,11 +203,7 @@ async fn an_upload_continues_the_callers_trace_with_its_filestack_requests_and_s
     let refused = served.client().await.get_document(request).await;
     assert!(refused.is_err(), "an unknown document");
     let get = "filegate.v1.FileGatewayService/GetDocument";
-    let spans = receiver
-        .trace(&refused_in.trace_id, PATIENCE, |spans| {
-            spans.iter().any(|span| span.name == get)
-        })
-        .await;
+    let spans = trace_with(&receiver, &refused_in.trace_id, get).await;
     let refused_rpc = named(&spans, get);
     assert_ne!(refused_rpc.attribute("rpc.grpc.status_code"), Some("0"));
 
@@ -344,4 +342,33 @@ async fn without_an_otlp_endpoint_nothing_is_exported_and_logs_keep_the_callers_
         lines.join("\n")
     );
     assert!(receiver.spans().is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_collector_fails_no_call_and_does_not_hold_up_shutdown() {
+    // A port nothing listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served = serve(dir.path(), |command| {
+        command
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "50");
+    })
+    .await;
+    let caller = CallerTrace::new();
+    for _ in 0..20 {
+        let request = caller.request(&served, pb::WhoAmIRequest {});
+        let owner = served.client().await.who_am_i(request).await;
+        assert_eq!(owner.expect("who am i").into_inner().owner, "alice");
+    }
+    let bytes = data(MIB);
+    let document = served
+        .upload("alice", "while-down.bin", bytes.clone())
+        .await;
+    assert_eq!(document.size_bytes, bytes.len() as i64);
+    // Exits cleanly (stop checks the status and bounds the wait), the
+    // export of the last spans given up after its timeout.
+    served.stop().await;
 }
