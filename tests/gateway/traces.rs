@@ -194,6 +194,41 @@ async fn an_upload_continues_the_callers_trace_with_its_filestack_requests_and_s
         "an INSERT among the statements {statements:?}"
     );
 
+    // A whole-file Read in another trace: its span lasts to the stream's
+    // end, and its request to Filestack is a child of it.
+    let reader = CallerTrace::new();
+    let read = pb::ReadRequest {
+        document_id: document.id.clone(),
+        ..Default::default()
+    };
+    let mut stream = served
+        .client()
+        .await
+        .read(reader.request(&served, read))
+        .await
+        .expect("read")
+        .into_inner();
+    let mut received_bytes = 0;
+    while let Some(message) = stream.message().await.expect("a message") {
+        received_bytes += message.data.len();
+    }
+    assert_eq!(received_bytes, bytes.len());
+    let read = "filegate.v1.FileGatewayService/Read";
+    let spans = trace_with(&receiver, &reader.trace_id, read).await;
+    let read_rpc = named(&spans, read);
+    assert_eq!(read_rpc.parent_span_id, reader.span_id);
+    assert_eq!(read_rpc.attribute("rpc.grpc.status_code"), Some("0"));
+    let fetch = spans
+        .iter()
+        .find(|span| span.kind == CLIENT && span.attribute("route") == Some("read"))
+        .expect("the read's request to Filestack");
+    assert!(descends_from(&spans, fetch, &read_rpc.span_id));
+    let status = fetch.attribute("http.response.status_code");
+    assert!(matches!(status, Some("206" | "200")), "{status:?}");
+    let sent = format!("00-{}-{}-01", reader.trace_id, fetch.span_id);
+    let received = served.emulator().stats().await.traceparents();
+    assert!(received.iter().any(|(_, traceparent)| *traceparent == sent));
+
     // A refused call in another trace: its log line names the trace.
     let refused_in = CallerTrace::new();
     let missing = pb::GetDocumentRequest {
