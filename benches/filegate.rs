@@ -16,6 +16,8 @@
 //! (row cache on) on that build and on this one, alternated level by level,
 //! three rounds, and prints the medians side by side (what a change costs
 //! unary calls);
+//! `FILEGATE_BENCH_PIN=1` runs the read section with the gateway alone on
+//! CPU 1 and the emulator and the clients on CPU 0 (`taskset`);
 //! `FILEGATE_BENCH_KEEP=1` keeps the temp dir with the processes' logs
 //! (`RUST_LOG` is passed on to them).
 
@@ -561,6 +563,15 @@ async fn read_throughput(
     let mut client = GatewayClient::connect(&gateway.grpc_url, token).await?;
     let filestack = uploads::direct_client(emulator, settings)?;
     let http = reqwest::Client::new();
+    // Pinned: the gateway alone on CPU 1, the emulator and this process
+    // (the clients) on CPU 0, for both the gateway's and the direct reads.
+    let pinned = std::env::var("FILEGATE_BENCH_PIN").is_ok_and(|v| v == "1");
+    if pinned {
+        procs::pin(gateway.proc.pid(), 1)?;
+        procs::pin(emulator.proc.pid(), 0)?;
+        procs::pin(std::process::id(), 0)?;
+        progress("read: gateway on CPU 1, emulator and clients on CPU 0");
+    }
     let idle = gateway.proc.rss()?;
     let (id, handle) = (document.id.as_str(), document.handle.as_str());
     read::through_gateway(&mut client, id, 0, READ_SIZE).await?;
@@ -596,6 +607,7 @@ async fn read_throughput(
         ranged_median_mib_s: ranged_median,
         ranged_mib_s: ranged,
         throughput,
+        pinned,
     };
     progress(&format!(
         "read {size_mib} MiB: gateway {:.0} MiB/s, direct {:.0} MiB/s, ratio {:.2} (paired {:.2}); without the first byte (not hashed) {:.0} MiB/s, ratio {:.2}; gateway peak RSS {:.1} MiB",

@@ -294,6 +294,18 @@ impl Gateway {
     }
 }
 
+/// Pins every thread of process `pid` (and the threads it starts later) to
+/// CPU `cpu`, with `taskset`.
+pub fn pin(pid: u32, cpu: usize) -> anyhow::Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-c", "-p", &cpu.to_string(), &pid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("taskset")?;
+    anyhow::ensure!(status.success(), "taskset {cpu} for pid {pid}");
+    Ok(())
+}
+
 /// Writes `line` to stdout at once (progress while the benchmark runs).
 pub fn progress(line: &str) {
     let mut out = std::io::stdout().lock();

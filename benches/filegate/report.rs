@@ -93,6 +93,9 @@ pub struct ReadResult {
     /// Its peak (`VmHWM`) after them; it started after the upload.
     pub peak_rss_mib: f64,
     pub target_mib: f64,
+    /// Whether the gateway ran alone on one CPU, the emulator and the
+    /// clients on another (`FILEGATE_BENCH_PIN=1`).
+    pub pinned: bool,
 }
 
 /// What bounds one upload besides Filestack: the gRPC transport alone (one
@@ -322,6 +325,9 @@ impl Report {
         let t = &read.throughput;
         let (via, direct) = (t.cpu_per_gib_via_gateway, t.cpu_per_gib_direct);
         let mut out = String::new();
+        if read.pinned {
+            out.push_str("\nReads pinned: the gateway alone on CPU 1, the emulator and the clients on CPU 0.\n");
+        }
         out.push_str("\n| Read | gateway MiB/s | direct MiB/s | ratio | paired ratio | target | CPU s/GiB via gateway: gateway + emulator + client | direct: emulator + client |\n");
         out.push_str("|---|---:|---:|---:|---:|---|---|---|\n");
         out.push_str(&format!(
