@@ -56,7 +56,15 @@ impl FilestackClient {
         secrets: &[&str],
     ) -> Result<reqwest::Response, FilestackError> {
         let (client, request) = request.build_split();
-        let mut request = request.map_err(FilestackError::transport)?;
+        let mut request = match request {
+            Ok(request) => request,
+            Err(error) => {
+                // Never sent (a URL too long, say), still counted.
+                let failed = Err(FilestackError::transport(error));
+                self.metrics.observe(route, &failed, Duration::ZERO);
+                return failed;
+            }
+        };
         let span = telemetry::filestack_span(route, request.method());
         async {
             telemetry::inject_context(request.headers_mut());
@@ -95,19 +103,7 @@ impl FilestackClient {
 fn answer_status(result: &Result<reqwest::Response, FilestackError>) -> Option<u16> {
     match result {
         Ok(response) => Some(response.status().as_u16()),
-        Err(error) => error_status(error),
-    }
-}
-
-/// The HTTP status behind `error`: `None` when no answer came.
-pub(crate) fn error_status(error: &FilestackError) -> Option<u16> {
-    match error {
-        FilestackError::BadRequest { status, .. }
-        | FilestackError::PolicyRefused { status, .. } => Some(*status),
-        FilestackError::NotFound => Some(404),
-        FilestackError::Unavailable { status, .. } => *status,
-        FilestackError::RangeNotSatisfiable { .. } => Some(416),
-        _ => None,
+        Err(error) => error.status(),
     }
 }
 

@@ -19,7 +19,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use tracing::Instrument;
 
-use crate::filestack::client::{FilestackClient, error_status};
+use crate::filestack::client::FilestackClient;
 use crate::filestack::error::FilestackError;
 use crate::filestack::http::failure;
 use crate::filestack::retry::{backoff, retry};
@@ -126,7 +126,7 @@ impl FilestackClient {
             self.metrics.observe("read", &result, started.elapsed());
             let status = match &result {
                 Ok(opened) => Some(opened.status),
-                Err(error) => error_status(error),
+                Err(error) => error.status(),
             };
             telemetry::filestack_answered(&span, status);
             result
