@@ -171,12 +171,15 @@ fn resource() -> Resource {
     }
 }
 
-/// The protocol and endpoint spans go to (never the headers).
+/// The protocol and endpoint spans go to (never the headers). A protocol
+/// other than `grpc` (`http/json` is not built in) is `http/protobuf`, as
+/// the exporter falls back to it.
 fn exporter_summary() -> String {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
-        .unwrap_or_else(|| "http/protobuf".to_owned());
+    let asked =
+        var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    let grpc = asked.is_some_and(|protocol| protocol.trim().eq_ignore_ascii_case("grpc"));
+    let protocol = if grpc { "grpc" } else { "http/protobuf" };
     let endpoint = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
         .unwrap_or_default();

@@ -322,6 +322,8 @@ async fn traces_go_over_otlp_grpc_with_the_configured_headers_and_the_last_ones_
         leaked.is_empty(),
         "the collector key in the log: {leaked:?}"
     );
+    let announced = format!("traces: OTLP grpc to {}", receiver.grpc_url);
+    assert!(lines.contains(&announced), "the banner says {announced}");
     let spans: Vec<ReceivedSpan> = receiver
         .spans()
         .into_iter()
