@@ -345,6 +345,33 @@ async fn traces_go_over_otlp_grpc_with_the_configured_headers_and_the_last_ones_
 }
 
 #[tokio::test]
+async fn json_log_lines_carry_the_trace_id_in_their_span() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served = serve(dir.path(), |command| {
+        command.env("FILEGATE_LOG_FORMAT", "json");
+    })
+    .await;
+    let caller = CallerTrace::new();
+    let missing = pb::GetDocumentRequest {
+        document_id: "doc_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    };
+    let request = caller.request(&served, missing);
+    assert!(served.client().await.get_document(request).await.is_err());
+    let lines = served.stop().await;
+    let refusal = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "rpc failed")
+        .expect("the refusal as a JSON line");
+    assert_eq!(
+        refusal["span"]["trace_id"],
+        caller.trace_id.as_str(),
+        "{refusal}"
+    );
+    assert_eq!(refusal["span"]["rpc"], "GetDocument", "{refusal}");
+}
+
+#[tokio::test]
 async fn without_an_otlp_endpoint_nothing_is_exported_and_logs_keep_the_callers_trace_id() {
     let receiver = OtlpReceiver::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
