@@ -317,10 +317,19 @@ impl Extractor for HeaderExtractor<'_> {
     }
 }
 
+/// Longest `tracestate` sent on to Filestack: the 512 characters W3C Trace
+/// Context asks every vendor to propagate. A caller's longer one (up to 32
+/// members of 256 characters each) is not forwarded, so that it cannot make
+/// the gateway's requests to Filestack too large to be served.
+const MAX_TRACESTATE: usize = 512;
+
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
+        if key.eq_ignore_ascii_case("tracestate") && value.len() > MAX_TRACESTATE {
+            return;
+        }
         if let (Ok(name), Ok(value)) = (
             http::HeaderName::from_bytes(key.as_bytes()),
             http::HeaderValue::from_str(&value),
@@ -354,6 +363,24 @@ mod tests {
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         assert_eq!(remote.span_id().to_string(), "00f067aa0ba902b7");
+    }
+
+    #[test]
+    fn a_callers_tracestate_goes_on_only_within_512_characters() {
+        use super::HeaderInjector;
+        use opentelemetry::propagation::Injector;
+        let short = "vendor=abc,other=xyz".to_owned();
+        let long = (0..32)
+            .map(|i| format!("k{i}={}", "v".repeat(100)))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut headers = http::HeaderMap::new();
+        HeaderInjector(&mut headers).set("traceparent", "00-ab-cd-01".to_owned());
+        HeaderInjector(&mut headers).set("tracestate", long);
+        assert!(headers.contains_key("traceparent"));
+        assert!(!headers.contains_key("tracestate"), "too long to forward");
+        HeaderInjector(&mut headers).set("tracestate", short.clone());
+        assert_eq!(headers["tracestate"], short.as_str());
     }
 
     #[test]
