@@ -191,11 +191,12 @@ pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
-/// The span of one RPC, `service/method` as the gRPC path names them,
-/// continuing the trace of the caller's `traceparent` (in `headers`).
-/// Fields the handlers record (`owner`, `document_id`, ...) are declared
-/// here; [`rpc_ended`] records how it ended.
-pub fn rpc_span(service: &str, method: &str, headers: &http::HeaderMap) -> Span {
+/// The span of one RPC of `service`, named `name` (`service/method`, as
+/// the gRPC path names it), continuing the trace of the caller's
+/// `traceparent` (in `headers`). Fields the handlers record (`owner`,
+/// `document_id`, ...) are declared here; [`rpc_ended`] records how it
+/// ended.
+pub fn rpc_span(name: &str, service: &str, method: &str, headers: &http::HeaderMap) -> Span {
     let span = tracing::info_span!(
         "rpc",
         rpc = method,
@@ -215,8 +216,7 @@ pub fn rpc_span(service: &str, method: &str, headers: &http::HeaderMap) -> Span 
         .contains_key("traceparent")
         .then(|| TraceContextPropagator::new().extract(&HeaderExtractor(headers)));
     if exporting() {
-        let name = format!("{service}/{method}");
-        span.record("otel.name", name.as_str());
+        span.record("otel.name", name);
         span.record("otel.kind", "server");
         if let Some(parent) = parent {
             let _ = span.set_parent(parent);

@@ -77,6 +77,25 @@ pub struct MemoryResult {
     pub cpu_seconds: f64,
 }
 
+/// A table of unary levels run on two gateways: `header`, then one row per
+/// pair with both throughputs, their ratio and both p99s.
+pub fn paired_levels(header: &str, pairs: &[(LevelResult, LevelResult)]) -> String {
+    let mut out = format!("{header}\n|---|---:|---:|---:|---:|---:|---:|\n");
+    for (this, other) in pairs {
+        out.push_str(&format!(
+            "| {:?} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
+            this.rpc,
+            this.concurrency,
+            this.requests_per_second,
+            other.requests_per_second,
+            this.requests_per_second / other.requests_per_second,
+            this.p99_ms,
+            other.p99_ms
+        ));
+    }
+    out
+}
+
 /// Reads of one file through the gateway and direct, and the gateway's
 /// memory meanwhile.
 #[derive(Debug, Clone, Serialize)]
@@ -364,22 +383,8 @@ impl Report {
         if self.unary_baseline.is_empty() {
             return String::new();
         }
-        let mut out = String::from(
-            "\n| RPC (row cache on), alternated with a baseline build, medians of 3 | concurrency | req/s | baseline req/s | ratio | p99 ms | baseline p99 ms |\n|---|---:|---:|---:|---:|---:|---:|\n",
-        );
-        for (this, base) in &self.unary_baseline {
-            out.push_str(&format!(
-                "| {:?} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
-                this.rpc,
-                this.concurrency,
-                this.requests_per_second,
-                base.requests_per_second,
-                this.requests_per_second / base.requests_per_second,
-                this.p99_ms,
-                base.p99_ms
-            ));
-        }
-        out
+        let header = "| RPC (row cache on), alternated with a baseline build, medians of 3 | concurrency | req/s | baseline req/s | ratio | p99 ms | baseline p99 ms |";
+        format!("\n{}", paired_levels(header, &self.unary_baseline))
     }
 
     fn unary_target(&self) -> String {

@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use serde::Serialize;
 
+use crate::report::paired_levels;
 use crate::unary::LevelResult;
 
 /// A collector stand-in on port 0: `POST /v1/traces`, counted.
@@ -89,23 +90,11 @@ pub struct TracesResult {
     pub spans: u64,
 }
 
-pub const TABLE_HEADER: &str = "| RPC (row cache on), traces exported vs not, alternated, medians of 3 | concurrency | req/s exported | req/s not | ratio | p99 ms exported | p99 ms not |\n|---|---:|---:|---:|---:|---:|---:|\n";
+const TABLE_HEADER: &str = "| RPC (row cache on), traces exported vs not, alternated, medians of 3 | concurrency | req/s exported | req/s not | ratio | p99 ms exported | p99 ms not |";
 
 impl TracesResult {
     pub fn table(&self) -> String {
-        let mut out = String::from(TABLE_HEADER);
-        for (on, off) in &self.levels {
-            out.push_str(&format!(
-                "| {:?} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |\n",
-                on.rpc,
-                on.concurrency,
-                on.requests_per_second,
-                off.requests_per_second,
-                on.requests_per_second / off.requests_per_second,
-                on.p99_ms,
-                off.p99_ms
-            ));
-        }
+        let mut out = paired_levels(TABLE_HEADER, &self.levels);
         out.push_str(&format!(
             "\nTraces: {} calls to the exporting gateway, {} RPC spans received ({:.1} %), {} spans in all\n",
             self.calls,

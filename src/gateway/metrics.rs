@@ -88,6 +88,8 @@ struct GrpcMetrics {
 struct MethodMetrics {
     families: Arc<GrpcMetrics>,
     labels: RpcLabels,
+    /// `service/method`, the name of its calls' spans.
+    span_name: String,
     started: Counter,
     received: Counter,
     sent: Counter,
@@ -105,6 +107,7 @@ impl MethodMetrics {
             handling_seconds: families.handling_seconds.get_or_create(&labels).clone(),
             handled: Default::default(),
             families: families.clone(),
+            span_name: format!("{}/{}", labels.grpc_service, labels.grpc_method),
             labels,
         }
     }
@@ -515,8 +518,12 @@ where
         let method = self.methods.get(request.uri().path()).clone();
         method.started.inc();
         let labels = &method.labels;
-        let span =
-            telemetry::rpc_span(&labels.grpc_service, &labels.grpc_method, request.headers());
+        let span = telemetry::rpc_span(
+            &method.span_name,
+            &labels.grpc_service,
+            &labels.grpc_method,
+            request.headers(),
+        );
         let received = Recorder::Received(method.received.clone());
         let request = request.map(|body| Body::new(Counted::new(body, received)));
         let call = Call {

@@ -68,6 +68,29 @@ async fn serve(dir: &Path, configure: impl FnOnce(&mut Command)) -> ServedGatewa
     .await
 }
 
+/// GetDocument of a document that does not exist, in `caller`'s trace:
+/// refused (NOT_FOUND), and logged as `rpc failed`.
+async fn refused_in_trace(served: &ServedGateway, caller: &CallerTrace) {
+    let missing = pb::GetDocumentRequest {
+        document_id: "doc_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    };
+    let request = caller.request(served, missing);
+    let refused = served.client().await.get_document(request).await;
+    assert!(refused.is_err(), "an unknown document");
+}
+
+/// Asserts that the refusal's log line among `lines` names `trace_id`.
+fn assert_refusal_logged_in(lines: &[String], trace_id: &str) {
+    let traced = format!("trace_id={trace_id}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains("rpc failed") && line.contains(&traced)),
+        "the refusal's log line carries {traced}:\n{}",
+        lines.join("\n")
+    );
+}
+
 /// The spans of `trace_id` received once the one named `name` is among them.
 async fn trace_with(receiver: &OtlpReceiver, trace_id: &str, name: &str) -> Vec<ReceivedSpan> {
     let arrived = |spans: &[ReceivedSpan]| spans.iter().any(|span| span.name == name);
@@ -231,16 +254,17 @@ async fn an_upload_continues_the_callers_trace_with_its_filestack_requests_and_s
 
     // A refused call in another trace: its log line names the trace.
     let refused_in = CallerTrace::new();
-    let missing = pb::GetDocumentRequest {
-        document_id: "doc_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
-    };
-    let request = refused_in.request(&served, missing);
-    let refused = served.client().await.get_document(request).await;
-    assert!(refused.is_err(), "an unknown document");
+    refused_in_trace(&served, &refused_in).await;
     let get = "filegate.v1.FileGatewayService/GetDocument";
     let spans = trace_with(&receiver, &refused_in.trace_id, get).await;
     let refused_rpc = named(&spans, get);
     assert_ne!(refused_rpc.attribute("rpc.grpc.status_code"), Some("0"));
+    let looked_up = refused_rpc.events.iter().any(|(_, attributes)| {
+        attributes
+            .get("summary")
+            .is_some_and(|summary| summary.to_lowercase().starts_with("select"))
+    });
+    assert!(looked_up, "the lookup's statement: {refused_rpc:#?}");
 
     // A call without a traceparent starts a trace of its own.
     let before: Vec<String> = receiver.spans().into_iter().map(|s| s.span_id).collect();
@@ -267,14 +291,7 @@ async fn an_upload_continues_the_callers_trace_with_its_filestack_requests_and_s
     let lines = served.stop().await;
     let announced = format!("traces: OTLP http/protobuf to {}", receiver.http_url);
     assert!(lines.contains(&announced), "the banner says {announced}");
-    let traced = format!("trace_id={}", refused_in.trace_id);
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("rpc failed") && line.contains(&traced)),
-        "the refusal's log line carries {traced}:\n{}",
-        lines.join("\n")
-    );
+    assert_refusal_logged_in(&lines, &refused_in.trace_id);
 }
 
 /// Waits until the spans received so far satisfy `done`.
@@ -352,11 +369,7 @@ async fn json_log_lines_carry_the_trace_id_in_their_span() {
     })
     .await;
     let caller = CallerTrace::new();
-    let missing = pb::GetDocumentRequest {
-        document_id: "doc_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
-    };
-    let request = caller.request(&served, missing);
-    assert!(served.client().await.get_document(request).await.is_err());
+    refused_in_trace(&served, &caller).await;
     let lines = served.stop().await;
     let refusal = lines
         .iter()
@@ -383,28 +396,13 @@ async fn without_an_otlp_endpoint_nothing_is_exported_and_logs_keep_the_callers_
     })
     .await;
     let caller = CallerTrace::new();
-    let missing = pb::GetDocumentRequest {
-        document_id: "doc_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
-    };
-    let refused = served
-        .client()
-        .await
-        .get_document(caller.request(&served, missing))
-        .await;
-    assert!(refused.is_err());
+    refused_in_trace(&served, &caller).await;
     let lines = served.stop().await;
     assert!(
         !lines.iter().any(|line| line.starts_with("traces:")),
         "no exporter announced"
     );
-    let traced = format!("trace_id={}", caller.trace_id);
-    assert!(
-        lines
-            .iter()
-            .any(|line| line.contains("rpc failed") && line.contains(&traced)),
-        "the refusal's log line carries {traced}:\n{}",
-        lines.join("\n")
-    );
+    assert_refusal_logged_in(&lines, &caller.trace_id);
     assert!(receiver.spans().is_empty());
 }
 
