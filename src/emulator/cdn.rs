@@ -1,5 +1,10 @@
 //! The CDN: `GET|HEAD /[APIKEY/][TASK/…]HANDLE` and `/{handle}/metadata`.
 //!
+//! Other methods are a 405, except that a URL naming a task the emulator
+//! lacks is the same 400 as for a GET (`task not supported by the emulator:
+//! store`), and `/process` and `/prefetch` are a 400 naming the endpoint that
+//! is not emulated, whatever the method.
+//!
 //! The path is split by `transform::parse_chain`. A plain download needs
 //! `read` and honours `Range` (`range.rs`); a chain with tasks needs `read` **and** `convert`. Security comes
 //! from the `security` task or from `policy`/`signature` query parameters.
@@ -8,7 +13,7 @@
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
@@ -24,6 +29,13 @@ use crate::filestack::policy::Call;
 /// Largest file the emulator will decode for a transformation.
 pub const MAX_TRANSFORM_INPUT: u64 = 64 * 1024 * 1024;
 
+/// Filestack endpoints on the CDN and Upload API hosts that the emulator
+/// does not emulate, with what they do: answered 400 whatever the method.
+const NOT_EMULATED: [(&str, &str); 2] = [
+    ("process", "URL ingestion"),
+    ("prefetch", "the picker's app settings"),
+];
+
 /// Every path no other route takes.
 pub async fn cdn(
     State(state): State<Shared>,
@@ -32,21 +44,30 @@ pub async fn cdn(
     Query(query): Query<QueryMap>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "the emulator's CDN only serves GET and HEAD",
-        ));
-    }
     // `parse_chain` decodes `%XX` escapes itself.
     let path = uri.path().trim_start_matches('/');
+    if let Some((_, what)) = NOT_EMULATED.iter().find(|(name, _)| *name == path) {
+        return Err(ApiError::bad_request(format!(
+            "endpoint not supported by the emulator: {method} /{path} ({what})"
+        )));
+    }
+    let reads = method == Method::GET || method == Method::HEAD;
     if let [handle, "metadata"] = path.split('/').collect::<Vec<_>>().as_slice() {
+        if !reads {
+            return Ok(get_or_head_only(&method));
+        }
         return Ok(metadata(&state, handle, &query).await?.into_response());
     }
     if path.is_empty() {
         return Err(ApiError::not_found("no such file"));
     }
+    // Parsed whatever the method, so that a POST of a task the emulator
+    // lacks (the Python SDK's `Transformation.store()` posts its `store`
+    // task) is told which task, as the same URL sent as a GET is.
     let chain = transform::parse_chain(path).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if !reads {
+        return Ok(get_or_head_only(&method));
+    }
     if let Some(apikey) = chain.apikey.as_deref() {
         if apikey != state.api_key {
             return Err(ApiError::bad_request("Invalid Application: unknown apikey"));
@@ -67,6 +88,21 @@ pub async fn cdn(
         return serve_file(&state, &meta, download, headers.get(header::RANGE)).await;
     }
     transformed(&state, &meta, &chain.tasks).await
+}
+
+/// 405, with `Allow`, for a CDN URL sent with a method other than GET or HEAD.
+fn get_or_head_only(method: &Method) -> Response {
+    let error = ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method not supported by the emulator's CDN: {method} (downloads and transformations are GET or HEAD)"
+        ),
+    );
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 async fn transformed(

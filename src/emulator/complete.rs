@@ -40,18 +40,18 @@ pub async fn complete(State(state): State<Shared>, req: Request) -> Result<Json<
         .uploads
         .remove(&id)
         .ok_or_else(|| ApiError::not_found("invalid params: unknown upload_id"))?;
-    let target = target_from(&fields, Some(&upload.target));
-    let checked = check_parts(&state, &id, &upload, &fields).and_then(|chunks| {
+    let checked = target_from(&fields, Some(&upload.target)).and_then(|target| {
+        let chunks = check_parts(&state, &id, &upload, &fields)?;
         check_store_rules(
             policy.as_ref(),
             Some(upload.size),
             target.path.as_deref(),
             target.container.as_deref(),
-        )
-        .map(|()| chunks)
+        )?;
+        Ok((target, chunks))
     });
-    let chunks = match checked {
-        Ok(chunks) => chunks,
+    let (target, chunks) = match checked {
+        Ok(checked) => checked,
         Err(error) => {
             state.uploads.restore(id, upload);
             return Err(error);

@@ -90,16 +90,12 @@ impl Fields {
         }
     }
 
-    /// A boolean field: `true`/`false`, `"true"`/`"false"`, `1`/`0`.
+    /// A boolean field: `true`/`false`, `1`/`0`, or a string [`parse_bool`] reads.
     pub fn bool(&self, key: &str) -> Option<bool> {
         match self.get(key)? {
             Value::Bool(b) => Some(*b),
             Value::Number(n) => Some(n.as_u64() != Some(0)),
-            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => Some(true),
-                "false" | "0" | "" => Some(false),
-                _ => None,
-            },
+            Value::String(s) => parse_bool(s),
             _ => None,
         }
     }
@@ -125,6 +121,17 @@ impl Fields {
             policy: self.str("policy")?,
             signature: self.str("signature")?,
         })
+    }
+}
+
+/// A boolean as the SDKs write it in a string: `true`/`1` or `false`/`0`/empty
+/// (any case; PHP turns booleans into `1` and an empty string), `None` for
+/// anything else.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" | "" => Some(false),
+        _ => None,
     }
 }
 

@@ -1,22 +1,22 @@
-//! The File API: download (with `Range`), delete and overwrite (protocol
-//! reference, sections 7.1, 7.3, 7.4). Each needs a policy (when security is on) for
-//! `read`, `remove` or `write`, pinned to this handle if it names one.
+//! The File API: download (with `Range`) and delete (protocol reference,
+//! sections 7.1, 7.4; overwrite is `overwrite.rs`). Each needs a policy (when
+//! security is on) for `read` or `remove`, pinned to this handle if it names
+//! one. A handle in a File API path may carry an extension ([`ApiHandle`]).
 
 use std::collections::HashMap;
 use std::io::SeekFrom;
 use std::sync::atomic::Ordering;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::emulator::auth::{check_apikey, query_security};
 use crate::emulator::error::ApiError;
-use crate::emulator::incoming::receive;
 use crate::emulator::range::Requested;
 use crate::emulator::state::Shared;
 use crate::emulator::store::FileMeta;
@@ -25,10 +25,29 @@ use crate::filestack::policy::Call;
 /// Query parameters of File API calls.
 pub type QueryMap = HashMap<String, String>;
 
+/// The handle in a File API path (`/api/file/{handle}`, `.../metadata`,
+/// `.../remove`), without the `+extension` the JS SDK's deprecated
+/// `retrieve({extension})` appends (`HANDLE+png`, protocol reference,
+/// section 7.1). The extension only dresses the URL: it is not checked and
+/// changes nothing, the policy is checked against the handle and the file is
+/// served as stored.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(from = "String")]
+pub struct ApiHandle(pub String);
+
+impl From<String> for ApiHandle {
+    fn from(segment: String) -> Self {
+        match segment.split_once('+') {
+            Some((handle, _extension)) => ApiHandle(handle.to_owned()),
+            None => ApiHandle(segment),
+        }
+    }
+}
+
 /// `GET|HEAD /api/file/{handle}`, with `Range` (see [`serve_file`]).
 pub async fn get_file(
     State(state): State<Shared>,
-    Path(handle): Path<String>,
+    Path(ApiHandle(handle)): Path<ApiHandle>,
     Query(query): Query<QueryMap>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -139,7 +158,7 @@ fn unsatisfiable(length: u64) -> Response {
 /// `DELETE /api/file/{handle}` and `POST /api/file/{handle}/remove`.
 pub async fn delete_file(
     State(state): State<Shared>,
-    Path(handle): Path<String>,
+    Path(ApiHandle(handle)): Path<ApiHandle>,
     Query(query): Query<QueryMap>,
 ) -> Result<Response, ApiError> {
     check_apikey(query.get("key").map(String::as_str), &state.api_key)?;
@@ -160,52 +179,4 @@ pub async fn delete_file(
     let url = format!("{}/api/file/{handle}", state.base_url());
     state.notify("fp.delete", json!({ "url": url }));
     Ok((StatusCode::OK, "success").into_response())
-}
-
-/// `POST|PUT /api/file/{handle}`: replaces the content, keeps the name.
-pub async fn overwrite_file(
-    State(state): State<Shared>,
-    Path(handle): Path<String>,
-    Query(query): Query<QueryMap>,
-    req: Request,
-) -> Result<axum::Json<Value>, ApiError> {
-    state.guard.check(
-        query_security(&query).as_ref(),
-        &[Call::Write],
-        Some(&handle),
-    )?;
-    let old = known(&state, &handle).await?;
-    let incoming = receive(&state.store, req).await?;
-    let mut target = crate::emulator::store::StoreTarget {
-        filename: old.filename.clone(),
-        mimetype: old.mimetype.clone(),
-        path: old.path.clone(),
-        container: Some(old.container.clone()),
-    };
-    if let Some(kind) = incoming.content_type.as_deref() {
-        if !kind.is_empty() && !kind.starts_with("application/octet-stream") {
-            target.mimetype = kind.to_owned();
-        }
-    }
-    let mut meta = state
-        .store
-        .describe(&handle, &incoming.tmp, &incoming.written, &target)
-        .await;
-    meta.key = old.key;
-    if let Err(e) = state.store.commit(&incoming.tmp, &meta).await {
-        let _ = tokio::fs::remove_file(&incoming.tmp).await;
-        return Err(ApiError::internal(e));
-    }
-    tracing::info!(handle, size = meta.size, "file overwritten");
-    let answer = json!({
-        "url": format!("{}/api/file/{handle}", state.base_url()),
-        "mimetype": meta.mimetype,
-        "isWriteable": true,
-        "size": meta.size,
-        "filename": meta.filename,
-    });
-    let mut event = answer.clone();
-    event["client"] = json!("Computer");
-    state.notify("fp.overwrite", event);
-    Ok(axum::Json(answer))
 }

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use crate::emulator::auth::query_security;
 use crate::emulator::error::ApiError;
-use crate::emulator::file_api::{QueryMap, known};
+use crate::emulator::file_api::{ApiHandle, QueryMap, known};
 use crate::emulator::state::Shared;
 use crate::emulator::store::FileMeta;
 use crate::filestack::policy::Call;
@@ -57,7 +57,7 @@ const DEFAULTS: [&str; 8] = [
 /// `GET /api/file/{handle}/metadata`.
 pub async fn api_metadata(
     State(state): State<Shared>,
-    Path(handle): Path<String>,
+    Path(ApiHandle(handle)): Path<ApiHandle>,
     Query(query): Query<QueryMap>,
 ) -> Result<Json<Value>, ApiError> {
     metadata(&state, &handle, &query).await

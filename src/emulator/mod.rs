@@ -18,6 +18,13 @@
 //!   need `key`), overwrite (`POST|PUT /api/file/{handle}`), metadata
 //!   (`/api/file/{handle}/metadata` and `/{handle}/metadata`; `uploaded` is in
 //!   unix milliseconds; md5/sha256 hex; sha1/224/384/512 and exif are `null`).
+//!   A File API handle may carry an extension (`HANDLE+png`, the JS SDK's
+//!   `retrieve`), which is ignored.
+//! - `base64decode=true` on store and overwrite: the body is base64 text and
+//!   the file is its decoding (bad base64 is a 400).
+//! - Storage locations (`S3`, `gcs`, `azure`, `rackspace`, `dropbox`, any
+//!   case): all stored in the local folder; metadata reports the location
+//!   asked for, spelled as filestack-python does.
 //! - CDN downloads and image transformation chains, with the `security` task
 //!   anywhere in the path or `policy`/`signature` in the query.
 //! - `Range` on downloads (CDN and File API), as S3 answers it: one range
@@ -27,7 +34,8 @@
 //! - Security policies (on by default; `--no-security` turns checks off):
 //!   signature over the string as received, expiry, `call`, `handle`,
 //!   `maxSize`, `minSize`, and `path`/`container` as regular expressions that
-//!   must match the whole value. Calls: uploads and store need `pick`;
+//!   must match the whole value, on every request that stores bytes (an
+//!   overwrite matches `path` against the file's key). Calls: uploads and store need `pick`;
 //!   downloads `read`; transformations `read` and `convert`; metadata `stat`
 //!   (`exif` too for `exif=true`); overwrite `write`; delete `remove`. Every
 //!   refusal, a missing policy included, is a 403. `upload` and `commit` are
@@ -45,16 +53,19 @@
 //!   development tool and must bind to loopback.
 //!
 //! # Not emulated
-//! URL ingestion (`/process`, `url=` bodies), the processing `store` task,
-//! JSON-returning tasks (tags, sfw, ocr, …), workflows, video and document
-//! conversion, storage other than the local folder (every `location` is stored
-//! locally and reported as `S3`), HTTP Basic auth with the app secret, and TLS.
+//! URL ingestion (`/process`, `url=` bodies), the picker's `/prefetch`, the
+//! processing `store` task (GET or POST), JSON-returning tasks (tags, sfw,
+//! ocr, …), workflows, video and document conversion, storage other than the
+//! local folder, HTTP Basic auth with the app secret, and TLS. A request for
+//! one of these endpoints or tasks is a 400 that names it; a CDN URL with a
+//! method other than GET or HEAD is a 405.
 //! Errors are JSON `{"error": "...", "timestamp": N}` (S3 XML on the part
 //! `PUT`): 400 bad params, 403 policy, 404 unknown handle; successes are 200
 //! (a delete answers the text `success`). Fault injection may answer
 //! anything it is told to.
 
 mod auth;
+mod base64decode;
 mod body;
 mod cdn;
 mod complete;
@@ -67,6 +78,7 @@ mod incoming;
 mod metadata;
 mod middleware;
 mod multipart;
+mod overwrite;
 mod range;
 mod replay;
 mod routes;

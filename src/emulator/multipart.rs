@@ -14,12 +14,9 @@ use crate::emulator::auth::{check_apikey, check_store_rules};
 use crate::emulator::error::{ApiError, unix_now};
 use crate::emulator::fields::Fields;
 use crate::emulator::state::Shared;
-use crate::emulator::store::{StoreTarget, random_id};
+use crate::emulator::store::{DEFAULT_LOCATION, StoreTarget, location_name, random_id};
 use crate::emulator::uploads::{Chunk, MAX_PART_SIZE, MAX_PARTS, Upload};
 use crate::filestack::policy::Call;
-
-/// Storage locations Filestack knows (case-insensitive).
-const LOCATIONS: [&str; 5] = ["s3", "gcs", "azure", "rackspace", "dropbox"];
 
 /// `POST /multipart/start`.
 pub async fn start(State(state): State<Shared>, req: Request) -> Result<Json<Value>, ApiError> {
@@ -30,8 +27,7 @@ pub async fn start(State(state): State<Shared>, req: Request) -> Result<Json<Val
         .u64("size")
         .filter(|s| *s > 0)
         .ok_or_else(|| ApiError::bad_request("invalid params: size"))?;
-    check_location(fields.store_str("location").as_deref())?;
-    let target = target_from(&fields, None);
+    let target = target_from(&fields, None)?;
     let policy = state
         .guard
         .check(fields.security().as_ref(), &[Call::Pick], None)?;
@@ -147,18 +143,13 @@ fn part_number(fields: &Fields) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::bad_request("invalid params: part"))
 }
 
-fn check_location(location: Option<&str>) -> Result<(), ApiError> {
-    match location {
-        Some(l) if !LOCATIONS.contains(&l.to_ascii_lowercase().as_str()) => {
-            Err(ApiError::bad_request("invalid params: store location"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Filename, MIME type, path and container of an upload, from `fields`,
-/// falling back to `earlier` (what `start` was given).
-pub fn target_from(fields: &Fields, earlier: Option<&StoreTarget>) -> StoreTarget {
+/// Filename, MIME type, path, container and location of an upload, from
+/// `fields`, falling back to `earlier` (what `start` was given). A location
+/// Filestack does not know is a 400.
+pub fn target_from(
+    fields: &Fields,
+    earlier: Option<&StoreTarget>,
+) -> Result<StoreTarget, ApiError> {
     let filename = fields
         .str("filename")
         .or_else(|| earlier.map(|t| t.filename.clone()))
@@ -167,7 +158,13 @@ pub fn target_from(fields: &Fields, earlier: Option<&StoreTarget>) -> StoreTarge
         .str("mimetype")
         .or_else(|| earlier.map(|t| t.mimetype.clone()))
         .unwrap_or_else(|| guess_mimetype(&filename));
-    StoreTarget {
+    let location = match fields.store_str("location") {
+        Some(asked) => location_name(&asked)
+            .ok_or_else(|| ApiError::bad_request("invalid params: store location"))?
+            .to_owned(),
+        None => earlier.map_or_else(|| DEFAULT_LOCATION.to_owned(), |t| t.location.clone()),
+    };
+    Ok(StoreTarget {
         path: fields
             .store_str("path")
             .or_else(|| earlier.and_then(|t| t.path.clone())),
@@ -176,7 +173,8 @@ pub fn target_from(fields: &Fields, earlier: Option<&StoreTarget>) -> StoreTarge
             .or_else(|| earlier.and_then(|t| t.container.clone())),
         filename,
         mimetype,
-    }
+        location,
+    })
 }
 
 /// The MIME type guessed from a file name, `application/octet-stream` if none.

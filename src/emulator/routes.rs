@@ -11,7 +11,9 @@ use crate::emulator::error::ApiError;
 use crate::emulator::faults::FaultSpec;
 use crate::emulator::replay::Settings;
 use crate::emulator::state::Shared;
-use crate::emulator::{cdn, complete, file_api, metadata, middleware, multipart, s3, store_api};
+use crate::emulator::{
+    cdn, complete, file_api, metadata, middleware, multipart, overwrite, s3, store_api,
+};
 
 /// Every route, behind the fault-injection middleware, answering CORS for
 /// any origin as Filestack's API and CDN do (a browser uploads straight to
@@ -24,8 +26,8 @@ pub fn router(state: Shared) -> Router {
             "/api/file/{handle}",
             get(file_api::get_file)
                 .delete(file_api::delete_file)
-                .post(file_api::overwrite_file)
-                .put(file_api::overwrite_file),
+                .post(overwrite::overwrite_file)
+                .put(overwrite::overwrite_file),
         )
         .layer(DefaultBodyLimit::disable());
     Router::new()

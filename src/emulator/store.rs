@@ -37,13 +37,34 @@ pub struct FileMeta {
 }
 
 /// Where and under which name an upload is stored (the `store` options).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreTarget {
     pub filename: String,
     pub mimetype: String,
     pub path: Option<String>,
     pub container: Option<String>,
+    /// The storage location asked for, as [`location_name`] spells it
+    /// (`S3` when the client named none).
+    pub location: String,
 }
+
+/// The storage locations Filestack knows, as its SDKs spell them
+/// (filestack-python's `S3, gcs, azure, rackspace, dropbox`; filestack-js
+/// takes `s3` too): `S3` in capitals, the others in lower case.
+const LOCATIONS: [&str; 5] = ["S3", "gcs", "azure", "rackspace", "dropbox"];
+
+/// The location reported for a `location` a client sent (matched without
+/// regard to case: `s3`, `S3`, `GCS`, ...), `None` for one Filestack does not
+/// know. Every location is stored in the local folder; metadata reports
+/// the one asked for.
+pub fn location_name(asked: &str) -> Option<&'static str> {
+    LOCATIONS
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(asked.trim()))
+}
+
+/// The location reported when a client names none.
+pub const DEFAULT_LOCATION: &str = "S3";
 
 /// Container reported when the client names none.
 pub const DEFAULT_CONTAINER: &str = "filegate-emulator";
@@ -148,7 +169,7 @@ impl Store {
             sha256: written.sha256.clone(),
             width,
             height,
-            location: "S3".to_owned(),
+            location: target.location.clone(),
             path: target.path.clone(),
             container: target
                 .container

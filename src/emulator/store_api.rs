@@ -1,20 +1,21 @@
 //! `POST /api/store/{location}` (protocol reference, section 4.1): one-request
-//! upload of a form field `fileUpload` or a raw body. Needs `key` and, when
-//! security is on, a policy allowing `pick` whose size, path and container
-//! rules hold for the file.
+//! upload of a form field `fileUpload` or a raw body, base64 text when the
+//! query says `base64decode=true`. Needs `key` and, when security is on, a
+//! policy allowing `pick` whose size, path and container rules hold for the
+//! file. Metadata reports the location the path names (`S3`, `gcs`, ...).
 
 use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use serde_json::{Value, json};
 
-use crate::emulator::auth::{check_apikey, check_store_rules, query_security};
+use crate::emulator::auth::{check_apikey, query_security};
 use crate::emulator::complete::upload_event;
 use crate::emulator::error::ApiError;
 use crate::emulator::file_api::QueryMap;
-use crate::emulator::incoming::receive;
+use crate::emulator::incoming::{Destination, receive_checked};
 use crate::emulator::multipart::guess_mimetype;
 use crate::emulator::state::Shared;
-use crate::emulator::store::{StoreTarget, random_id};
+use crate::emulator::store::{StoreTarget, location_name, random_id};
 use crate::filestack::policy::Call;
 
 /// `POST /api/store/{location}`.
@@ -24,30 +25,24 @@ pub async fn store(
     Query(query): Query<QueryMap>,
     req: Request,
 ) -> Result<Json<Value>, ApiError> {
-    if !["s3", "gcs", "azure", "rackspace", "dropbox"]
-        .contains(&location.to_ascii_lowercase().as_str())
-    {
-        return Err(ApiError::bad_request("invalid params: location"));
-    }
+    let location = location_name(&location)
+        .ok_or_else(|| ApiError::bad_request("invalid params: location"))?;
     check_apikey(query.get("key").map(String::as_str), &state.api_key)?;
     let policy = state
         .guard
         .check(query_security(&query).as_ref(), &[Call::Pick], None)?;
     let path = query.get("path").cloned();
     let container = query.get("container").cloned();
-    check_store_rules(policy.as_ref(), None, path.as_deref(), container.as_deref())?;
-    let incoming = receive(&state.store, req).await?;
+    let to = Destination {
+        policy: policy.as_ref(),
+        path: path.as_deref(),
+        container: container.as_deref(),
+    };
+    let incoming = receive_checked(&state.store, req, &query, to).await?;
     let discard = |error: ApiError| {
         let _ = std::fs::remove_file(&incoming.tmp);
         error
     };
-    check_store_rules(
-        policy.as_ref(),
-        Some(incoming.written.size),
-        path.as_deref(),
-        container.as_deref(),
-    )
-    .map_err(discard)?;
     let filename = query
         .get("filename")
         .cloned()
@@ -63,6 +58,7 @@ pub async fn store(
         mimetype,
         path,
         container,
+        location: location.to_owned(),
     };
     let handle = random_id(20);
     let meta = state
