@@ -119,6 +119,15 @@ impl FilestackClient {
                     match self.send("file_delete", request, secrets).await {
                         // An earlier attempt deleted it but its answer was lost.
                         Err(FilestackError::NotFound) if retried => Ok(()),
+                        // Accepted is not done: asked again until Filestack
+                        // says deleted (or gone), so that the document is
+                        // never removed while its file may stay.
+                        Ok(response) if response.status() == reqwest::StatusCode::ACCEPTED => {
+                            Err(FilestackError::Unavailable {
+                                status: Some(202),
+                                source: "the delete was accepted, not done".into(),
+                            })
+                        }
                         other => other.map(drop),
                     }
                 }

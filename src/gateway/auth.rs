@@ -184,13 +184,19 @@ fn validation(algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>
     validation
 }
 
-/// The token of `authorization: Bearer <token>`.
+/// The token of `authorization: Bearer <token>`. More than one
+/// `authorization` entry is refused: which one a proxy or a library would
+/// pick differs, so none is.
 fn bearer(metadata: &MetadataMap) -> Result<&str, GatewayError> {
-    let header = metadata
-        .get("authorization")
-        .ok_or(GatewayError::Unauthenticated(
-            "missing authorization metadata",
-        ))?;
+    let mut headers = metadata.get_all("authorization").iter();
+    let header = headers.next().ok_or(GatewayError::Unauthenticated(
+        "missing authorization metadata",
+    ))?;
+    if headers.next().is_some() {
+        return Err(GatewayError::Unauthenticated(
+            "more than one authorization entry",
+        ));
+    }
     header
         .to_str()
         .ok()

@@ -8,7 +8,8 @@ use crate::filestack::{
     FilestackError, Metadata, MetadataField, SignedUrl, expiry_in, regex_escape,
 };
 use crate::gateway::domain::{
-    DocumentId, Filename, Fit, Handle, ImageFormat, OwnerId, RequestId, ThumbnailSpec, Ttl,
+    ContentType, DocumentId, Filename, Fit, Handle, ImageFormat, OwnerId, RequestId, ThumbnailSpec,
+    Ttl,
 };
 use crate::gateway::error::GatewayError;
 use crate::gateway::{Gateway, now_micros};
@@ -126,22 +127,25 @@ impl Gateway {
                 reason: "HANDLE_OUTSIDE_OWNER_PATH",
             });
         }
+        // A browser chose the name and Filestack reported the type: what an
+        // upload would refuse is left out (characters of the name such as
+        // bidirectional overrides; a type that is no MIME type, which is
+        // then guessed from the name as for an upload without one).
+        let filename = meta
+            .filename
+            .as_deref()
+            .and_then(Filename::cleaned)
+            .map_or_else(|| Filename::parse(handle.as_str()), Ok)?;
+        let content_type =
+            ContentType::parse_or_guess(meta.mimetype.as_deref().unwrap_or(""), &filename)
+                .or_else(|_| ContentType::parse_or_guess("", &filename))?;
         let row = DocumentRow {
             id: DocumentId::generate().as_str().to_owned(),
             owner: owner.as_str().to_owned(),
             handle: handle.as_str().to_owned(),
             url: urls::cdn_url(&self.filestack.config().cdn_url, handle.as_str()),
-            // A browser chose the name: characters an upload would refuse
-            // (bidirectional overrides, ...) are left out, not shown.
-            filename: meta
-                .filename
-                .as_deref()
-                .and_then(Filename::cleaned)
-                .map_or_else(|| handle.as_str().to_owned(), |f| f.as_str().to_owned()),
-            content_type: meta
-                .mimetype
-                .clone()
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            filename: filename.as_str().to_owned(),
+            content_type: content_type.as_str().to_owned(),
             size_bytes: i64::try_from(meta.size.unwrap_or(0)).unwrap_or(i64::MAX),
             sha256: None,
             request_id: request_id.map(|r| r.as_str().to_owned()),
@@ -153,9 +157,10 @@ impl Gateway {
             InsertOutcome::DuplicateRequest(existing) if existing.handle == row.handle => {
                 Ok(*existing)
             }
-            InsertOutcome::DuplicateRequest(_) | InsertOutcome::HandleTaken => {
-                Err(GatewayError::AlreadyExists)
+            InsertOutcome::DuplicateRequest(_) => {
+                Err(GatewayError::RequestIdReused("handle".to_owned()))
             }
+            InsertOutcome::HandleTaken => Err(GatewayError::AlreadyExists),
         }
     }
 

@@ -157,12 +157,14 @@ impl Filename {
             || raw.len() > Self::MAX_BYTES
             || raw == "."
             || raw == ".."
-            || raw.chars().any(Self::refuses);
+            || raw.chars().any(Self::refuses)
+            || !raw.chars().any(Self::shows);
         if bad {
             return Err(GatewayError::invalid(
                 "spec.filename",
-                "must be a file name of 1 to 255 bytes without '/', '\\', look-alikes of them, \
-                 control, format (such as bidirectional overrides), separator or private-use characters",
+                "must be a file name of 1 to 255 bytes with a visible character and without '/', \
+                 '\\', look-alikes of them, control, format (such as bidirectional overrides), \
+                 separator, private-use or noncharacters",
             ));
         }
         Ok(Filename(raw.to_owned()))
@@ -197,6 +199,11 @@ impl Filename {
         if SEPARATOR_LOOKALIKES.contains(&c) || INVISIBLE_LETTERS.contains(&c) {
             return true;
         }
+        // Noncharacters (U+FDD0..U+FDEF, and the last two of every plane):
+        // never meant for interchange.
+        if ('\u{FDD0}'..='\u{FDEF}').contains(&c) || (c as u32) & 0xFFFE == 0xFFFE {
+            return true;
+        }
         match c.general_category() {
             GeneralCategory::Format => c != '\u{200C}' && c != '\u{200D}',
             GeneralCategory::Control
@@ -206,6 +213,20 @@ impl Filename {
             | GeneralCategory::Surrogate => true,
             _ => false,
         }
+    }
+
+    /// Whether `c` shows by itself: not a space, a combining mark or a
+    /// joiner. A name needs one such character, or it displays as nothing.
+    fn shows(c: char) -> bool {
+        use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+        !c.is_whitespace()
+            && !matches!(
+                c.general_category(),
+                GeneralCategory::SpaceSeparator
+                    | GeneralCategory::NonspacingMark
+                    | GeneralCategory::EnclosingMark
+                    | GeneralCategory::Format
+            )
     }
 
     pub fn as_str(&self) -> &str {
@@ -454,6 +475,10 @@ mod tests {
             '\u{3164}',
             '\u{0085}',
             '\u{007F}',
+            '\u{FFFE}',
+            '\u{FFFF}',
+            '\u{FDD0}',
+            '\u{1FFFE}',
         ];
         for c in spoofers {
             let name = format!("invoice{c}gnp.exe");
@@ -476,6 +501,22 @@ mod tests {
             assert!(Filename::parse(good).is_ok(), "{good}");
         }
         assert_eq!(Filename::cleaned("\u{202E}\u{202E}"), None);
+        // Names that display as nothing: spaces of any kind, combining marks
+        // with nothing to combine with.
+        for blank in [
+            " ",
+            "   ",
+            "\u{00A0}",
+            "\u{3000}",
+            "\u{0301}",
+            " \u{20DD} ",
+            "\u{200D}",
+        ] {
+            assert!(Filename::parse(blank).is_err(), "{blank:?}");
+        }
+        for shown in [" a", "a ", "e\u{0301}.txt", "\u{00A0}x"] {
+            assert!(Filename::parse(shown).is_ok(), "{shown:?}");
+        }
         assert_eq!(
             Filename::cleaned(&"é".repeat(200)).map(|n| n.as_str().len()),
             Some(254)

@@ -57,6 +57,10 @@ pub enum GatewayError {
     NotFound { what: &'static str },
     #[error("the handle is already registered")]
     AlreadyExists,
+    /// A `request_id` the caller already used for another request: the
+    /// document stored under it differs in these fields.
+    #[error("request_id was already used for another document (it differs in {0})")]
+    RequestIdReused(String),
     #[error("the document is not an image")]
     NotAnImage,
     #[error("{what}; retry later")]
@@ -147,6 +151,7 @@ impl GatewayError {
             GatewayError::PermissionDenied { reason } => (Code::PermissionDenied, reason),
             GatewayError::NotFound { .. } => (Code::NotFound, "NOT_FOUND"),
             GatewayError::AlreadyExists => (Code::AlreadyExists, "HANDLE_ALREADY_REGISTERED"),
+            GatewayError::RequestIdReused(_) => (Code::AlreadyExists, "REQUEST_ID_REUSED"),
             GatewayError::NotAnImage => (Code::FailedPrecondition, "NOT_AN_IMAGE"),
             GatewayError::ResourceExhausted { reason, .. } => (Code::ResourceExhausted, reason),
             GatewayError::Unavailable { reason, .. } => (Code::Unavailable, reason),
@@ -254,11 +259,69 @@ impl From<FilestackError> for GatewayError {
                 what: "file at Filestack",
             },
             FilestackError::EmptyFile => GatewayError::invalid("data", "the file is empty"),
-            FilestackError::RangeNotSatisfiable { size } => GatewayError::LengthMismatch(format!(
-                "Filestack cannot serve the range, the file is shorter ({size:?} bytes)"
-            )),
+            FilestackError::RangeNotSatisfiable { size } => {
+                GatewayError::LengthMismatch(match size {
+                    Some(size) => {
+                        format!("Filestack cannot serve the range: the file has {size} bytes")
+                    }
+                    None => "Filestack cannot serve the range: the file is shorter".to_owned(),
+                })
+            }
             FilestackError::RangeMismatch(detail) => GatewayError::LengthMismatch(detail),
             other => GatewayError::Internal(other.into()),
         }
+    }
+}
+
+/// Completes a status that tonic answered by itself, before or around a
+/// handler (a request that does not decode, an unknown method, an unknown
+/// compression): such statuses carry no details, while every status of
+/// filegate's own has them (see [`GatewayError`]). They get the ErrorInfo
+/// every error has, with the code's name as reason; a request that does not
+/// decode (tonic says INTERNAL: invalid protobuf, invalid UTF-8, an empty or
+/// cut message, a compressed flag without `grpc-encoding`) becomes
+/// INVALID_ARGUMENT `MALFORMED_REQUEST`, as the contract has it for
+/// malformed requests, since INTERNAL means a bug of the gateway here.
+///
+/// `headers` are a trailers-only answer's headers or a stream's trailers;
+/// returns the status code they carry afterwards, if any.
+pub fn complete_foreign_status(headers: &mut http::HeaderMap) -> Option<Code> {
+    let status = tonic::Status::from_header_map(headers)?;
+    if status.code() == Code::Ok || headers.contains_key("grpc-status-details-bin") {
+        return Some(status.code());
+    }
+    let (code, reason) = match status.code() {
+        Code::Internal => (Code::InvalidArgument, "MALFORMED_REQUEST"),
+        other => (other, code_reason(other)),
+    };
+    let mut details = ErrorDetails::new();
+    details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
+    let completed = tonic::Status::with_error_details(code, status.message(), details);
+    match completed.add_header(headers) {
+        Ok(()) => Some(code),
+        Err(_) => Some(status.code()),
+    }
+}
+
+/// A code's name as an ErrorInfo reason.
+fn code_reason(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

@@ -146,11 +146,11 @@ impl UploadJournal {
                 bell,
                 id,
                 path,
-                stage: if completing {
-                    Stage::Completing
-                } else {
-                    Stage::Started
-                },
+                // Nothing is sent yet, whatever the row says (a store's row
+                // is written as completing for a process that dies once it
+                // is sent): a call dropped before [`Self::sending`] stored
+                // nothing, and its entry goes.
+                stage: Stage::Started,
                 armed: true,
                 resumable: false,
                 admitted: Some(admitted),
@@ -195,6 +195,12 @@ impl UploadJournal {
         }
         self.stage = Stage::Completing;
         Ok(())
+    }
+
+    /// A one-request store is about to be sent: from now on a file may be
+    /// stored (the entry was written as completing).
+    pub fn sending(&mut self) {
+        self.stage = Stage::Completing;
     }
 
     /// Filestack refused the storing request outright: nothing is stored.

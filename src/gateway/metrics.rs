@@ -48,6 +48,7 @@ use tracing::{Instrument, Span};
 use crate::db::Database;
 use crate::filestack::FilestackMetrics;
 use crate::gateway::admission::UploadAdmission;
+use crate::gateway::error::complete_foreign_status;
 use crate::gateway::listener::Connections;
 use crate::{pb, telemetry};
 
@@ -535,10 +536,10 @@ where
         let response = span.in_scope(|| self.inner.call(request));
         let answer = async move {
             let response = response.await?;
-            let (parts, body) = response.into_parts();
+            let (mut parts, body) = response.into_parts();
             // A trailers-only answer (an error before any message) has its
             // status in the headers.
-            if let Some(code) = grpc_status(&parts.headers) {
+            if let Some(code) = complete_foreign_status(&mut parts.headers) {
                 let mut call = call;
                 call.handled(code);
                 return Ok(http::Response::from_parts(parts, body));
@@ -662,8 +663,21 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
         let this = &mut *self;
+        // A streamed answer's messages are made while its body is polled,
+        // after the handler returned: in the call's span, so that what
+        // they log (a corrupted read, ...) names the call.
+        let entered = match &this.recorder {
+            Recorder::Sent { call, .. } => Some(call.span.enter()),
+            Recorder::Received(_) => None,
+        };
+        let mut frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        drop(entered);
+        if let (Some(Ok(frame)), Recorder::Sent { .. }) = (&mut frame, &this.recorder)
+            && let Some(trailers) = frame.trailers_mut()
+        {
+            complete_foreign_status(trailers);
+        }
         if let Some(Ok(frame)) = &frame {
             if let Some(data) = frame.data_ref() {
                 let messages = this.messages_in(data.chunk());

@@ -47,9 +47,69 @@ pub struct CheckedSpec {
     pub request_id: Option<RequestId>,
 }
 
+impl CheckedSpec {
+    /// `document`, found under this spec's request id, if it is this
+    /// upload's: a retry gets it; REQUEST_ID_REUSED if it is another
+    /// file's (see [`Declared::retried`]). The bytes of a retry are not
+    /// compared when the spec declares neither size nor checksum: the key
+    /// says it is the same upload.
+    pub fn retried(&self, document: DocumentRow) -> Result<DocumentRow, GatewayError> {
+        Declared {
+            filename: self.filename.as_str(),
+            content_type: self.content_type.as_str(),
+            size: self.size,
+            sha256: self.sha256.as_ref().map(Sha256Hex::as_str),
+        }
+        .retried(document)
+    }
+}
+
+/// What an upload says of its file: its spec, or, once stored, the file.
+struct Declared<'a> {
+    filename: &'a str,
+    content_type: &'a str,
+    size: Option<u64>,
+    sha256: Option<&'a str>,
+}
+
+impl Declared<'_> {
+    /// `document` if it is this file: same name and type, and the size and
+    /// checksum when known; REQUEST_ID_REUSED naming what differs, or if
+    /// the document was not uploaded (a registered handle).
+    fn retried(&self, document: DocumentRow) -> Result<DocumentRow, GatewayError> {
+        let mut differs = Vec::new();
+        if document.origin != "upload" {
+            differs.push("origin: a registered handle");
+        }
+        if document.filename != self.filename {
+            differs.push("spec.filename");
+        }
+        if document.content_type != self.content_type {
+            differs.push("spec.content_type");
+        }
+        if self
+            .size
+            .is_some_and(|size| u64::try_from(document.size_bytes) != Ok(size))
+        {
+            differs.push("spec.size_bytes");
+        }
+        if self
+            .sha256
+            .is_some_and(|sha256| document.sha256.as_deref() != Some(sha256))
+        {
+            differs.push("spec.sha256");
+        }
+        match differs.is_empty() {
+            true => Ok(document),
+            false => Err(GatewayError::RequestIdReused(differs.join(", "))),
+        }
+    }
+}
+
 impl Gateway {
     /// Stores one file at Filestack and records it. A retry whose
-    /// `request_id` is known returns the document already stored.
+    /// `request_id` is known returns the document already stored (see
+    /// [`CheckedSpec::retried`]).
     pub async fn upload(
         &self,
         owner: &OwnerId,
@@ -63,7 +123,7 @@ impl Gateway {
                 .await?
         {
             tracing::info!(document_id = %existing.id, "upload retried with a known request id");
-            return Ok(existing);
+            return spec.retried(existing);
         }
         let admitted = self.admission.admit(spec.size).await?;
         let bytes = CheckedBytes::new(bytes, spec.size, self.limits.max_upload_bytes);
@@ -107,6 +167,7 @@ impl Gateway {
         let mut journal =
             UploadJournal::open(self, owner, &spec.filename, admitted, Protocol::Store).await?;
         let upload_spec = self.filestack_spec(&spec, journal.storage_path());
+        journal.sending();
         let stored = match self.filestack.store(body, &upload_spec).await {
             Ok(stored) => stored,
             Err(error @ FilestackError::OutcomeUnknown(_)) => {
@@ -272,10 +333,17 @@ impl Gateway {
                 Ok(*existing)
             }
             Ok(InsertOutcome::DuplicateRequest(existing)) => {
-                journal
-                    .abandon("a concurrent retry already stored it")
-                    .await;
-                Ok(*existing)
+                // A concurrent upload with the same request id won: this
+                // file goes, and the winner's document is the answer if it
+                // holds the same bytes.
+                journal.abandon("an upload with its request id won").await;
+                Declared {
+                    filename: &row.filename,
+                    content_type: &row.content_type,
+                    size: u64::try_from(row.size_bytes).ok(),
+                    sha256: row.sha256.as_deref(),
+                }
+                .retried(*existing)
             }
             Ok(InsertOutcome::HandleTaken) => {
                 journal.abandon("its handle is already recorded").await;

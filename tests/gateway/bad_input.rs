@@ -569,3 +569,93 @@ async fn every_malformed_request_gets_its_documented_code_reason_and_field_and_c
         failures.join("\n")
     );
 }
+
+/// The code and ErrorInfo reason of a call whose body is `body` as sent, over
+/// plain HTTP/2, from the answer's headers (a call refused before any
+/// message is answered trailers-only).
+async fn raw_call(gw: &TestGateway, method: &str, body: Vec<u8>) -> (Code, String) {
+    let answer = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client")
+        .post(format!("{}/{method}", gw.grpc_url))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", gw.token("alice")))
+        .body(body)
+        .send()
+        .await
+        .expect("an answer");
+    let header = |name: &str| {
+        answer
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+    };
+    let code = header("grpc-status").expect("grpc-status in the headers");
+    let code = Code::from_i32(code.parse().expect("a number"));
+    let details = header("grpc-status-details-bin").unwrap_or_default();
+    let details = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(details.trim_end_matches('='))
+        .expect("base64 details");
+    let status = tonic::Status::with_details(code, "", details.into());
+    let reason = status
+        .get_error_details()
+        .error_info()
+        .map(|info| info.reason.clone())
+        .unwrap_or_else(|| "no ErrorInfo".to_owned());
+    (code, reason)
+}
+
+/// Bodies that are no request message (bytes that are not protobuf, a
+/// string that is not UTF-8, nothing, a cut frame, a compressed flag with no
+/// `grpc-encoding`) are INVALID_ARGUMENT MALFORMED_REQUEST on every kind of
+/// RPC, as the contract has it for malformed requests, not INTERNAL (which
+/// here means a bug); an unknown method is UNIMPLEMENTED with its ErrorInfo.
+#[tokio::test]
+async fn bodies_that_are_no_request_message_are_malformed_requests_with_error_info() {
+    use support::frames::frame;
+    let gw = TestGateway::start().await;
+    let bodies = [
+        (
+            "unterminated varint",
+            frame(
+                false,
+                &[
+                    0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+                ],
+            ),
+        ),
+        ("wrong wire type", frame(false, &[0x08, 0x01])),
+        ("string not UTF-8", frame(false, &[0x0a, 0x02, 0xff, 0xfe])),
+        ("no message", Vec::new()),
+        ("frame cut short", {
+            let mut cut = frame(false, &[0x0a, 0x01, b'x']);
+            cut[4] = 100;
+            cut
+        }),
+        (
+            "compressed flag without grpc-encoding",
+            frame(true, &[0x0a, 0x01, b'x']),
+        ),
+    ];
+    let methods = [
+        "filegate.v1.FileGatewayService/GetDocument",
+        "filegate.v1.FileGatewayService/Read",
+        "filegate.v1.FileGatewayService/Metadata",
+    ];
+    let mut failures = Vec::new();
+    for method in methods {
+        for (name, body) in &bodies {
+            let answer = raw_call(&gw, method, body.clone()).await;
+            if answer != (Code::InvalidArgument, "MALFORMED_REQUEST".to_owned()) {
+                failures.push(format!("{method}, {name}: {answer:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let unknown = raw_call(&gw, "filegate.v1.FileGatewayService/Nope", Vec::new()).await;
+    assert_eq!(unknown, (Code::Unimplemented, "UNIMPLEMENTED".to_owned()));
+    assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
+    gw.stop().await;
+}

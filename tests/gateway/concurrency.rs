@@ -69,6 +69,43 @@ async fn uploads_sent_at_once_with_one_request_id_get_one_document_and_keep_one_
     gw.stop().await;
 }
 
+/// Uploads of different files with one request id, at once: one wins, the
+/// others are REQUEST_ID_REUSED, whether they lose the race to the row (their
+/// stored file is then deleted) or find the winner's document first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_of_different_files_at_once_with_one_request_id_keep_one_and_refuse_the_rest() {
+    let gw = TestGateway::start().await;
+    let copy = std::sync::atomic::AtomicUsize::new(0);
+    let results = at_once(&gw, |mut client| {
+        let n = copy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let bytes = format!("copy number {n} of a contested key").into_bytes();
+        let spec = pb::UploadSpec {
+            sha256: support::content::sha256_hex(&bytes),
+            ..with_request_id(spec("contested.txt", None), "contested")
+        };
+        let message = first_message(spec, &bytes);
+        let request = gw.request("alice", tokio_stream::iter(vec![message]));
+        async move {
+            let response = client.upload(request).await?;
+            Ok(response.into_inner().document.expect("a document").id)
+        }
+    })
+    .await;
+    let (won, refused): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    assert_eq!(won.len(), 1, "one upload wins: {refused:?}");
+    for status in refused.into_iter().map(Result::unwrap_err) {
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::AlreadyExists, "REQUEST_ID_REUSED"),
+            "{status:?}"
+        );
+    }
+    assert_eq!(gw.documents().await, 1);
+    gw.wait_until_settled().await;
+    assert_eq!(gw.stored_files().await, 1, "the losers' files were deleted");
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn registrations_of_one_handle_sent_at_once_get_what_sequential_ones_get() {
     let gw = TestGateway::start().await;

@@ -155,6 +155,32 @@ async fn delete_while_filestack_is_unavailable_keeps_the_row_and_says_unavailabl
     gw.stop().await;
 }
 
+/// A delete Filestack answers 202 (accepted, not done) is asked again: the
+/// row goes only once the file is gone, and stays, UNAVAILABLE, while every
+/// answer is 202.
+#[tokio::test]
+async fn a_delete_filestack_only_accepts_is_asked_again_until_done() {
+    let gw = TestGateway::start().await;
+    let doc = gw.upload("alice", "a.txt", b"accepted".to_vec()).await;
+    gw.emulator
+        .fault(serde_json::json!({"route": "file_delete", "status": 202, "count": 1}))
+        .await;
+    gw.delete("alice", &doc.id).await.expect("delete");
+    assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
+
+    let doc = gw.upload("alice", "b.txt", b"only accepted".to_vec()).await;
+    gw.emulator
+        .fault(serde_json::json!({"route": "file_delete", "status": 202, "count": 100}))
+        .await;
+    let status = gw.delete("alice", &doc.id).await.unwrap_err();
+    assert_eq!(
+        (status.code(), reason(&status).as_str()),
+        (Code::Unavailable, "FILESTACK_UNAVAILABLE")
+    );
+    assert_eq!((gw.documents().await, gw.stored_files().await), (1, 1));
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn metadata_returns_typed_fields_read_from_filestack() {
     let gw = TestGateway::start().await;
@@ -306,6 +332,14 @@ async fn register_handle_records_a_browser_upload_once() {
     assert_eq!(again.code(), Code::AlreadyExists);
     let bob = gw.register_handle("bob", &handle, "r1").await.unwrap_err();
     assert_eq!(bob.code(), Code::AlreadyExists);
+    // The request id of this registration, used for another handle.
+    let other = gw.emulator.browser_upload("user-uploads/alice/").await;
+    let reused = gw.register_handle("alice", &other, "r1").await.unwrap_err();
+    assert_eq!(
+        (reused.code(), reason(&reused).as_str()),
+        (Code::AlreadyExists, "REQUEST_ID_REUSED"),
+        "{reused:?}"
+    );
     let thumb = gw
         .thumbnail("alice", thumb(&doc.id, 10, 10))
         .await
@@ -335,6 +369,24 @@ async fn register_handle_leaves_spoofing_characters_out_of_a_browser_chosen_name
     assert_eq!(doc.filename, "invoicegnp.exe");
     let listed = gw.list_documents("alice", 10, "").await.expect("list");
     assert_eq!(listed.documents[0].filename, "invoicegnp.exe");
+
+    // A type that is no MIME type is not recorded: the name's guess is, as
+    // for an upload without a type.
+    let spec = filegate::filestack::UploadSpec {
+        path: Some("user-uploads/alice/".into()),
+        ..filegate::filestack::UploadSpec::new("report.pdf", "not a type ".repeat(500))
+    };
+    let stored = gw
+        .emulator
+        .filestack()
+        .upload(support::content::one_chunk(b"%PDF-1.4"), spec)
+        .await
+        .expect("a browser upload");
+    let doc = gw
+        .register_handle("alice", &stored.handle, "")
+        .await
+        .expect("register");
+    assert_eq!(doc.content_type, "application/pdf");
     gw.stop().await;
 }
 

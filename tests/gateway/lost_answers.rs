@@ -356,3 +356,92 @@ async fn cancelled_while_storing(path: Path) {
     assert_eq!(gw.documents().await, 0);
     gw.stop().await;
 }
+
+/// A write lock on the upload journal held by the test: uploads wait in the
+/// write of their entry until it is released.
+enum JournalLock {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl JournalLock {
+    async fn take(gw: &TestGateway) -> JournalLock {
+        match gw.db.pool() {
+            filegate::db::Pool::Sqlite(pool) => {
+                let mut conn = pool.acquire().await.expect("a connection");
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut *conn)
+                    .await
+                    .expect("the write lock");
+                JournalLock::Sqlite(conn)
+            }
+            filegate::db::Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.expect("a transaction");
+                sqlx::query("LOCK TABLE upload_journal IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("the table lock");
+                JournalLock::Postgres(tx)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            JournalLock::Sqlite(mut conn) => {
+                sqlx::query("COMMIT")
+                    .execute(&mut *conn)
+                    .await
+                    .expect("released");
+            }
+            JournalLock::Postgres(tx) => tx.commit().await.expect("released"),
+        }
+    }
+}
+
+/// A call cancelled before its one store request is sent stored nothing:
+/// its journal entry goes at once, not kept as "may be stored" for the
+/// reaper (which would wait a day for a webhook that never comes).
+#[tokio::test]
+async fn an_upload_cancelled_before_its_store_is_sent_leaves_no_journal_entry() {
+    let gw = TestGateway::start().await;
+    let lock = JournalLock::take(&gw).await;
+    let mut client = gw.client().await;
+    let bytes = b"cancelled while its entry is written".to_vec();
+    let message = first_message(spec("cancelled.txt", Some(bytes.len() as i64)), &bytes);
+    let request = gw.request("alice", tokio_stream::iter(vec![message]));
+    let call = tokio::spawn(async move { client.upload(request).await });
+    gw.wait_for_active_uploads(1).await;
+    call.abort();
+    let cancelled = |text: &str| {
+        text.lines().any(|line| {
+            line.starts_with("grpc_server_handled_total{")
+                && line.contains("grpc_code=\"Canceled\"")
+                && line.contains("grpc_method=\"Upload\"")
+                && !line.ends_with(" 0")
+        })
+    };
+    let http = reqwest::Client::new();
+    support::poll_until(
+        std::time::Duration::from_secs(20),
+        "the gateway saw the call cancelled",
+        || async {
+            let text = http
+                .get(format!("{}/metrics", gw.http_url))
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text");
+            cancelled(&text)
+        },
+    )
+    .await;
+    lock.release().await;
+    gw.wait_for_active_uploads(0).await;
+    assert_eq!(gw.journal_entries().await, 0, "{:?}", gw.journal().await);
+    assert_eq!(gw.emulator.stats().await.requests("store"), 0);
+    assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
+    gw.stop().await;
+}

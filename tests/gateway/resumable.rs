@@ -109,6 +109,21 @@ async fn a_file_sent_in_three_streams_is_stored_once_and_checked_whole() {
         .await
         .expect("again");
     assert_eq!(again.document.expect("the document").id, doc.id);
+    // The last stream repeated as it was (its answer lost, say), or any
+    // stream within the file, gets the document too; past the end does not.
+    for offset in [2 * PART as u64, 0] {
+        let again = gw
+            .resume_upload("alice", id, offset, &bytes[offset as usize..], MIB)
+            .await
+            .expect("a repeated stream");
+        assert_eq!(again.document.expect("the document").id, doc.id);
+        assert_eq!(again.persisted_bytes, bytes.len() as i64);
+    }
+    let past = gw
+        .resume_upload("alice", id, bytes.len() as u64 + 1, &[], MIB)
+        .await
+        .unwrap_err();
+    assert_eq!(persisted_in(&past), bytes.len() as u64);
     let stats = gw.emulator.stats().await;
     assert_eq!(stats.requests("multipart_start"), 1);
     assert_eq!(stats.requests("multipart_complete"), 1);
@@ -377,4 +392,128 @@ async fn a_stream_broken_by_a_killed_replica_resumes_on_another() {
     assert_eq!(emulator.stats().await.stored_files(), 1);
     b.stop().await;
     database.drop_database().await;
+}
+
+/// A stream that sends more than the declared size is OUT_OF_RANGE, and
+/// the part its extra bytes came with (the file's last) is not persisted:
+/// the upload cannot be finished with the refused stream's bytes, only by
+/// sending the file's end again; for a last part that is whole or shorter.
+#[tokio::test]
+async fn a_stream_past_the_declared_size_persists_none_of_the_last_part() {
+    let gw = TestGateway::start().await;
+    for size in [PART + 1000, 2 * PART] {
+        let bytes = data(size);
+        let started = gw
+            .start_upload("alice", spec_with_sha("over.bin", &bytes))
+            .await
+            .expect("started");
+        let id = started.upload_id.as_str();
+        let mut over = bytes.clone();
+        over.extend_from_slice(b"!!");
+        let status = gw
+            .resume_upload("alice", id, 0, &over, MIB)
+            .await
+            .unwrap_err();
+        assert_status(&status, Code::OutOfRange, "SIZE_MISMATCH");
+        let last_part = (size - 1) / PART * PART;
+        assert_eq!(persisted(&gw, id).await, last_part as u64, "size {size}");
+        let finish = gw
+            .resume_upload("alice", id, size as u64, &[], MIB)
+            .await
+            .unwrap_err();
+        assert_eq!(persisted_in(&finish), last_part as u64);
+        let done = gw
+            .resume_upload("alice", id, last_part as u64, &bytes[last_part..], MIB)
+            .await
+            .expect("the file's end sent again");
+        let doc = done.document.expect("finished");
+        assert_eq!(doc.sha256, sha256_hex(&bytes));
+        assert!(gw.download("alice", &doc.id).await == bytes);
+    }
+    assert_eq!(gw.stored_files().await, 2);
+    assert_eq!(gw.journal_entries().await, 0);
+    gw.stop().await;
+}
+
+/// StartUpload with a request id a finished upload has: for the same file,
+/// the upload is finished from the start (QueryUpload has the document, a
+/// first stream gets it, nothing is stored again); for another file,
+/// ALREADY_EXISTS REQUEST_ID_REUSED. A plain Upload that takes a started
+/// upload's request id first makes that upload's finish REQUEST_ID_REUSED,
+/// and its file is not kept.
+#[tokio::test]
+async fn a_request_id_already_used_gives_a_finished_upload_or_is_refused() {
+    let gw = TestGateway::start().await;
+    let bytes = data(PART + 10);
+    let keyed = pb::UploadSpec {
+        request_id: "key-1".into(),
+        ..spec_with_sha("keyed.bin", &bytes)
+    };
+    let doc = gw
+        .upload_stream("alice", support::rpc::messages(keyed.clone(), &bytes, MIB))
+        .await
+        .expect("plain upload");
+    let started = gw
+        .start_upload("alice", keyed.clone())
+        .await
+        .expect("the same file");
+    let id = started.upload_id.as_str();
+    let status = gw.query_upload("alice", id).await.expect("query");
+    assert_eq!(status.persisted_bytes, bytes.len() as i64);
+    assert_eq!(status.document.expect("finished").id, doc.id);
+    let first = gw
+        .resume_upload("alice", id, 0, &bytes, MIB)
+        .await
+        .expect("a first stream");
+    assert_eq!(first.document.expect("the document").id, doc.id);
+    let other = data(PART + 11);
+    let refused = gw
+        .start_upload(
+            "alice",
+            pb::UploadSpec {
+                request_id: "key-1".into(),
+                ..spec_with_sha("keyed.bin", &other)
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_status(&refused, Code::AlreadyExists, "REQUEST_ID_REUSED");
+
+    // The key taken by a plain Upload of another file while the resumable
+    // upload is under way.
+    let started = gw
+        .start_upload(
+            "alice",
+            pb::UploadSpec {
+                request_id: "key-2".into(),
+                ..spec_with_sha("late.bin", &bytes)
+            },
+        )
+        .await
+        .expect("started");
+    let id = started.upload_id.as_str();
+    let small = b"another file".to_vec();
+    gw.upload_stream(
+        "alice",
+        vec![support::rpc::first_message(
+            pb::UploadSpec {
+                request_id: "key-2".into(),
+                ..spec("late.bin", None)
+            },
+            &small,
+        )],
+    )
+    .await
+    .expect("the plain upload");
+    let status = gw.query_upload("alice", id).await.expect("query");
+    assert!(status.document.is_none(), "not this upload's document");
+    let finish = gw
+        .resume_upload("alice", id, 0, &bytes, MIB)
+        .await
+        .unwrap_err();
+    assert_status(&finish, Code::AlreadyExists, "REQUEST_ID_REUSED");
+    assert_eq!(gw.documents().await, 2);
+    gw.wait_until_settled().await;
+    assert_eq!(gw.stored_files().await, 2);
+    gw.stop().await;
 }

@@ -127,6 +127,47 @@ async fn every_rpc_refuses_missing_malformed_expired_alg_none_and_wrong_key_toke
     gw.stop().await;
 }
 
+/// Two `authorization` entries are refused whatever they hold: which one a
+/// proxy or a library picks differs, so the gateway picks none.
+#[tokio::test]
+async fn a_call_with_two_authorization_entries_is_refused() {
+    let gw = TestGateway::start().await;
+    let mut client = gw.client().await;
+    let (alice, bob) = (
+        format!("Bearer {}", token(JWT_SECRET, "alice")),
+        format!("Bearer {}", token(JWT_SECRET, "bob")),
+    );
+    for (first, second) in [
+        (&alice, &bob),
+        (&alice, &alice),
+        (&alice, &"Bearer junk".to_owned()),
+        (&"Bearer junk".to_owned(), &alice),
+    ] {
+        let mut request = tonic::Request::new(pb::WhoAmIRequest {});
+        for value in [first, second] {
+            request
+                .metadata_mut()
+                .append("authorization", value.parse().expect("ascii"));
+        }
+        let status = client.who_am_i(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+        assert!(status.message().contains("more than one"), "{status:?}");
+    }
+    let mut one = tonic::Request::new(pb::WhoAmIRequest {});
+    one.metadata_mut()
+        .append("authorization", alice.parse().expect("ascii"));
+    assert_eq!(
+        client
+            .who_am_i(one)
+            .await
+            .expect("one entry")
+            .into_inner()
+            .owner,
+        "alice"
+    );
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn who_am_i_names_the_tokens_subject() {
     let gw = TestGateway::start().await;

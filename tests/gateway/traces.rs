@@ -397,12 +397,49 @@ async fn without_an_otlp_endpoint_nothing_is_exported_and_logs_keep_the_callers_
     .await;
     let caller = CallerTrace::new();
     refused_in_trace(&served, &caller).await;
+
+    // A read that fails after its handler returned, while its stream is
+    // sent: what it logs is in the call's span too.
+    let document = served.upload("alice", "corrupt.bin", vec![7; 4096]).await;
+    served
+        .emulator()
+        .fault(serde_json::json!({"route": "cdn", "corrupt_byte_at": 100}))
+        .await;
+    let reader = CallerTrace::new();
+    let read = pb::ReadRequest {
+        document_id: document.id.clone(),
+        ..Default::default()
+    };
+    let mut stream = served
+        .client()
+        .await
+        .read(reader.request(&served, read))
+        .await
+        .expect("the read starts")
+        .into_inner();
+    let failed = loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("a corrupted read ends without error"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(failed.code(), tonic::Code::DataLoss, "{failed:?}");
+
     let lines = served.stop().await;
     assert!(
         !lines.iter().any(|line| line.starts_with("traces:")),
         "no exporter announced"
     );
     assert_refusal_logged_in(&lines, &caller.trace_id);
+    let traced = format!("trace_id={}", reader.trace_id);
+    assert!(
+        lines.iter().any(|line| line.contains("DATA_CORRUPTED")
+            && line.contains(&traced)
+            && line.contains("rpc=\"Read\"")),
+        "the corrupted read's log line is in its call's span:\n{}",
+        lines.join("\n")
+    );
     assert!(receiver.spans().is_empty());
 }
 

@@ -177,6 +177,103 @@ async fn a_retry_with_the_same_request_id_returns_the_same_document_and_stores_o
     gw.stop().await;
 }
 
+/// A request id names one upload: used again for another file (another
+/// name, type, declared size or checksum, or a multipart upload of other
+/// bytes), the call is ALREADY_EXISTS REQUEST_ID_REUSED naming what
+/// differs, and nothing more is stored; the same file gets the document.
+#[tokio::test]
+async fn a_request_id_used_again_for_another_file_is_refused_and_stores_nothing() {
+    let gw = TestGateway::start().await;
+    let bytes = b"the first file".to_vec();
+    let first = pb::UploadSpec {
+        sha256: sha256_hex(&bytes),
+        request_id: "req-reused".into(),
+        ..spec("first.txt", Some(bytes.len() as i64))
+    };
+    let doc = gw
+        .upload_stream("alice", vec![first_message(first.clone(), &bytes)])
+        .await
+        .expect("first");
+    let other = b"another file, longer".to_vec();
+    let big = data(6 * MIB);
+    let cases = [
+        (
+            pb::UploadSpec {
+                filename: "second.txt".into(),
+                ..first.clone()
+            },
+            bytes.clone(),
+            "spec.filename",
+        ),
+        (
+            pb::UploadSpec {
+                content_type: "application/json".into(),
+                ..first.clone()
+            },
+            bytes.clone(),
+            "spec.content_type",
+        ),
+        (
+            pb::UploadSpec {
+                size_bytes: Some(other.len() as i64),
+                sha256: String::new(),
+                ..first.clone()
+            },
+            other.clone(),
+            "spec.size_bytes",
+        ),
+        (
+            pb::UploadSpec {
+                sha256: sha256_hex(b"the first filf"),
+                ..first.clone()
+            },
+            b"the first filf".to_vec(),
+            "spec.sha256",
+        ),
+        (
+            pb::UploadSpec {
+                size_bytes: Some(big.len() as i64),
+                sha256: sha256_hex(&big),
+                ..first.clone()
+            },
+            big.clone(),
+            "spec.size_bytes, spec.sha256",
+        ),
+    ];
+    for (spec, bytes, differs) in cases {
+        let status = gw
+            .upload_stream("alice", messages(spec, &bytes, MIB))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::AlreadyExists, "REQUEST_ID_REUSED"),
+            "{status:?}"
+        );
+        assert!(status.message().contains(differs), "{status:?}");
+    }
+    // The same file again (its spec without the optional fields too) gets
+    // the document.
+    let same = gw
+        .upload_stream("alice", vec![first_message(first.clone(), &bytes)])
+        .await
+        .expect("the same file");
+    assert_eq!(same, doc);
+    let bare = pb::UploadSpec {
+        size_bytes: None,
+        sha256: String::new(),
+        ..first
+    };
+    let bare = gw
+        .upload_stream("alice", vec![first_message(bare, &bytes)])
+        .await
+        .expect("the same file, undeclared");
+    assert_eq!(bare, doc);
+    assert_eq!((gw.documents().await, gw.stored_files().await), (1, 1));
+    assert_eq!(gw.journal_entries().await, 0);
+    gw.stop().await;
+}
+
 /// The caller's deadline passes while a multipart upload waits for bytes:
 /// the server answers DEADLINE_EXCEEDED itself (a client that reads the
 /// server's status sees a deadline, not a cancellation), stops the upload,

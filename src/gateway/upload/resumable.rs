@@ -181,6 +181,20 @@ impl Gateway {
         let Some(size) = spec.size else {
             return Err(size_required());
         };
+        // A key already used: the same file (the upload is finished from
+        // the start: its streams get the document, and it needs no journal
+        // entry, as it will store nothing) or REQUEST_ID_REUSED.
+        let finished = match &spec.request_id {
+            Some(request_id) => match self
+                .db
+                .document_by_request(owner.as_str(), request_id.as_str())
+                .await?
+            {
+                Some(existing) => spec.retried(existing).map(|_| true)?,
+                None => false,
+            },
+            None => false,
+        };
         let id = UploadId::generate();
         let path = storage_path(owner, id.as_str());
         let multipart = self
@@ -204,6 +218,9 @@ impl Gateway {
             touched_at: now,
         };
         self.db.session_create(&row, spec.filename.as_str()).await?;
+        if finished {
+            self.db.journal_remove(id.as_str()).await?;
+        }
         tracing::info!(upload_id = id.as_str(), size, "resumable upload started");
         Ok(StartedUpload {
             upload_id: id,
@@ -222,7 +239,9 @@ impl Gateway {
         Session::read(id, row)
     }
 
-    /// The document of a finished upload.
+    /// The document of a finished upload: the one under its request id,
+    /// unless that is another file's (the key was reused by a plain Upload
+    /// meanwhile: finishing this one then fails with REQUEST_ID_REUSED).
     async fn finished_document(
         &self,
         owner: &OwnerId,
@@ -231,10 +250,11 @@ impl Gateway {
         let Some(request_id) = &session.spec.request_id else {
             return Ok(None);
         };
-        Ok(self
+        let document = self
             .db
             .document_by_request(owner.as_str(), request_id.as_str())
-            .await?)
+            .await?;
+        Ok(document.and_then(|document| session.spec.retried(document).ok()))
     }
 
     /// How much of the upload is persisted, and its document once finished.
@@ -291,8 +311,11 @@ impl Gateway {
         bytes: ByteStream,
     ) -> Result<Written, GatewayError> {
         let mut session = self.owned_session(owner, id).await?;
+        // A finished upload: any stream within the file (the last one
+        // repeated after its answer was lost, say) gets the document; its
+        // bytes are not read.
         if let Some(document) = self.finished_document(owner, &session).await? {
-            return match offset == session.size {
+            return match offset <= session.size {
                 true => Ok(Written::Finished(Box::new(document))),
                 false => Err(GatewayError::OffsetNotPersisted {
                     given: offset as i64,
@@ -425,22 +448,6 @@ impl Gateway {
                     }
                     received = after;
                     buffer.extend_from_slice(&chunk);
-                    let at_end = received == session.size;
-                    while let Some(part) = cut_part(&mut buffer, session.part_size, at_end) {
-                        session.hasher.update(&part);
-                        let state = PartInFlight {
-                            end: received - buffer.len() as u64,
-                            hasher_state: hasher_state(&session.hasher),
-                        };
-                        reading.insert(next_number, state);
-                        let (client, multipart) =
-                            (self.filestack.clone(), session.multipart.clone());
-                        let number = next_number;
-                        uploads.spawn(async move {
-                            (number, client.upload_part(&multipart, number, part).await)
-                        });
-                        next_number += 1;
-                    }
                 }
                 Step::Joined(None) => break,
                 Step::Joined(Some(joined)) => {
@@ -463,6 +470,25 @@ impl Gateway {
                         return Err(error);
                     }
                 }
+            }
+            // The part that ends the file waits for the stream's clean end:
+            // a stream that goes on past the size, or fails, persists none
+            // of the bytes it sent after the last whole part before it.
+            let ends_file = received == session.size;
+            let clean_end = stream_done && failure.is_none();
+            while let Some(part) = cut_part(&mut buffer, session.part_size, ends_file, clean_end) {
+                session.hasher.update(&part);
+                let state = PartInFlight {
+                    end: received - buffer.len() as u64,
+                    hasher_state: hasher_state(&session.hasher),
+                };
+                reading.insert(next_number, state);
+                let (client, multipart) = (self.filestack.clone(), session.multipart.clone());
+                let number = next_number;
+                uploads.spawn(async move {
+                    (number, client.upload_part(&multipart, number, part).await)
+                });
+                next_number += 1;
             }
             if stream_done && uploads.is_empty() {
                 break;
@@ -510,14 +536,20 @@ impl Gateway {
     }
 }
 
-/// The next whole part at the front of `buffer`, or the last, shorter one
-/// once the stream reached the file's end.
-fn cut_part(buffer: &mut BytesMut, part_size: u64, at_end: bool) -> Option<Bytes> {
+/// The next whole part at the front of `buffer`, unless it is the file's
+/// last part (`ends_file`: the buffer ends where the file does): that one,
+/// whole or shorter, only once the stream has ended cleanly.
+fn cut_part(
+    buffer: &mut BytesMut,
+    part_size: u64,
+    ends_file: bool,
+    clean_end: bool,
+) -> Option<Bytes> {
     let part_size = part_size as usize;
-    if buffer.len() >= part_size {
+    if buffer.len() > part_size || (buffer.len() == part_size && !ends_file) {
         return Some(buffer.split_to(part_size).freeze());
     }
-    (at_end && !buffer.is_empty()).then(|| buffer.split().freeze())
+    (ends_file && clean_end && !buffer.is_empty()).then(|| buffer.split().freeze())
 }
 
 #[cfg(test)]
