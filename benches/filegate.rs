@@ -541,9 +541,11 @@ async fn concurrent_uploads(
 }
 
 /// Section 5: one 256 MiB file read whole through the gateway (gRPC Read,
-/// hashed and checked), straight from the emulator (signed GET), and
-/// through the gateway without its first byte (a range, not hashed: what
-/// the hash costs), alternating, after one warm-up of each; the gateway's
+/// hashed and checked), straight from the emulator (signed GET), straight
+/// and checked against the SHA-256 by the client (the gateway's guarantee,
+/// without the gateway), and through the gateway without its first byte (a
+/// range, not hashed: what the hash costs), alternating, after one warm-up
+/// of each; the gateway's
 /// peak RSS over the reads. The file is uploaded through a gateway that is then restarted on
 /// the same database, so that the peak is the reads' alone.
 async fn read_throughput(
@@ -574,12 +576,15 @@ async fn read_throughput(
     }
     let idle = gateway.proc.rss()?;
     let (id, handle) = (document.id.as_str(), document.handle.as_str());
+    let sha256 = Some(document.sha256.as_str());
     read::through_gateway(&mut client, id, 0, READ_SIZE).await?;
     read::through_gateway(&mut client, id, 1, READ_SIZE).await?;
-    read::direct(&http, &filestack, handle, READ_SIZE).await?;
+    read::direct(&http, &filestack, handle, READ_SIZE, None).await?;
+    read::direct(&http, &filestack, handle, READ_SIZE, sha256).await?;
     let size_mib = READ_SIZE / MIB;
     let rate = |elapsed: Duration| size_mib as f64 / elapsed.as_secs_f64();
     let (mut via, mut ranged, mut straight) = (Vec::new(), Vec::new(), Vec::new());
+    let mut checked = Vec::new();
     let (mut via_cpu, mut straight_cpu) = (CpuSnapshot::default(), CpuSnapshot::default());
     let cpu_now = || CpuSnapshot::take(&gateway, emulator);
     for _ in 0..plan.read_runs {
@@ -590,16 +595,23 @@ async fn read_throughput(
         let after = cpu_now()?;
         via_cpu.add_since(before, after);
         straight.push(rate(
-            read::direct(&http, &filestack, handle, READ_SIZE).await?,
+            read::direct(&http, &filestack, handle, READ_SIZE, None).await?,
         ));
         straight_cpu.add_since(after, cpu_now()?);
+        checked.push(rate(
+            read::direct(&http, &filestack, handle, READ_SIZE, sha256).await?,
+        ));
         ranged.push(rate(
             read::through_gateway(&mut client, id, 1, READ_SIZE).await?,
         ));
     }
     let ranged_median = report::median(&ranged);
+    let checked_median = report::median(&checked);
     let throughput = ThroughputResult::new(size_mib, via, straight, [via_cpu, straight_cpu]);
     let result = ReadResult {
+        checked_ratio: throughput.gateway_median_mib_s / checked_median,
+        checked_median_mib_s: checked_median,
+        checked_mib_s: checked,
         idle_rss_mib: mib(idle),
         peak_rss_mib: mib(gateway.proc.peak_rss()?),
         target_mib: READ_RSS_TARGET_MIB,
@@ -610,11 +622,13 @@ async fn read_throughput(
         pinned,
     };
     progress(&format!(
-        "read {size_mib} MiB: gateway {:.0} MiB/s, direct {:.0} MiB/s, ratio {:.2} (paired {:.2}); without the first byte (not hashed) {:.0} MiB/s, ratio {:.2}; gateway peak RSS {:.1} MiB",
+        "read {size_mib} MiB: gateway {:.0} MiB/s, direct {:.0} MiB/s, ratio {:.2} (paired {:.2}); direct checked against the SHA-256 {:.0} MiB/s, ratio {:.2}; without the first byte (not hashed) {:.0} MiB/s, ratio {:.2}; gateway peak RSS {:.1} MiB",
         result.throughput.gateway_median_mib_s,
         result.throughput.direct_median_mib_s,
         result.throughput.ratio,
         result.throughput.paired_ratio,
+        result.checked_median_mib_s,
+        result.checked_ratio,
         result.ranged_median_mib_s,
         result.ranged_ratio,
         result.peak_rss_mib

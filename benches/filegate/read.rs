@@ -1,8 +1,9 @@
 //! Reads of one stored file, side by side: a gRPC Read of the whole file
 //! through the gateway (which hashes it and checks its size), the same
 //! without its first byte (a range: not hashed), and a signed GET of the
-//! same file straight from the emulator. Each side counts the bytes it
-//! receives and drops them.
+//! same file straight from the emulator, plain or hashed and checked against
+//! the document's SHA-256 as the gateway does (the same guarantee). Each
+//! side counts the bytes it receives and drops them.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +11,7 @@ use anyhow::Context;
 use filegate::filestack::FilestackClient;
 use filegate::pb::v1 as pb;
 use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
 
 use crate::uploads::GatewayClient;
 
@@ -41,12 +43,14 @@ pub async fn through_gateway(
 }
 
 /// One timed GET of `handle` through a freshly signed CDN URL; fails
-/// unless exactly `size` bytes arrived.
+/// unless exactly `size` bytes arrived and, with `sha256` (hex), unless
+/// their SHA-256, computed as they arrive, is that one.
 pub async fn direct(
     http: &reqwest::Client,
     filestack: &FilestackClient,
     handle: &str,
     size: usize,
+    sha256: Option<&str>,
 ) -> anyhow::Result<Duration> {
     let url = filestack
         .download_url(handle, Duration::from_secs(300))?
@@ -55,8 +59,17 @@ pub async fn direct(
     let response = http.get(url).send().await?.error_for_status()?;
     let mut body = response.bytes_stream();
     let mut received = 0;
+    let mut hasher = sha256.map(|_| Sha256::new());
     while let Some(chunk) = body.next().await {
-        received += chunk.context("the body broke")?.len();
+        let chunk = chunk.context("the body broke")?;
+        received += chunk.len();
+        if let Some(hasher) = hasher.as_mut() {
+            hasher.update(&chunk);
+        }
+    }
+    if let (Some(hasher), Some(expected)) = (hasher, sha256) {
+        let got = hex::encode(hasher.finalize());
+        anyhow::ensure!(got == expected, "SHA-256 {got}, expected {expected}");
     }
     let elapsed = started.elapsed();
     anyhow::ensure!(received == size, "got {received} of {size} bytes");
