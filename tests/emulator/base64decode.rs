@@ -95,16 +95,7 @@ async fn an_overwrite_with_base64decode_true_stores_the_decoded_bytes() {
     let mut params = query(&stat);
     params.push(("md5", "true".to_owned()));
     params.push(("width", "true".to_owned()));
-    let meta: Value = emu
-        .http()
-        .get(format!("{}/api/file/{handle}/metadata", emu.base_url))
-        .query(&params)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = emu.file_metadata(&handle, &params).await;
     assert_eq!(meta["md5"], md5_hex(&image), "hashes are of the decoding");
     assert_eq!(meta["width"], 9);
 }

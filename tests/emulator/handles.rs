@@ -23,15 +23,9 @@ async fn a_file_api_handle_with_an_extension_names_the_file_for_every_operation(
     let head = client.head(&url).query(&query(&read)).send().await.unwrap();
     assert_eq!(head.status(), 200);
     let stat = emu.sign(&policy(&[Call::Stat]).with_handle(&handle));
-    let meta: Value = client
-        .get(format!("{url}/metadata"))
-        .query(&query(&stat))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = emu
+        .file_metadata(&format!("{handle}+png"), &query(&stat))
+        .await;
     assert_eq!(meta["filename"], "pic.png");
     assert_eq!(meta["size"], image.len());
     let write = emu.sign(&policy(&[Call::Write]).with_handle(&handle));

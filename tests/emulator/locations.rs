@@ -57,17 +57,7 @@ async fn store(emu: &TestEmulator, location: &str) -> (u16, Value) {
 async fn location_of(emu: &TestEmulator, handle: &str) -> Value {
     let mut params = query(&emu.sign(&policy(&[Call::Stat])));
     params.push(("location", "true".to_owned()));
-    let meta: Value = emu
-        .http()
-        .get(format!("{}/api/file/{handle}/metadata", emu.base_url))
-        .query(&params)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    meta["location"].clone()
+    emu.file_metadata(handle, &params).await["location"].clone()
 }
 
 #[tokio::test]

@@ -79,6 +79,25 @@ async fn refused_in_trace(served: &ServedGateway, caller: &CallerTrace) {
     assert!(refused.is_err(), "an unknown document");
 }
 
+/// A whole-file Read of `document_id` in `caller`'s trace, started.
+async fn read_in_trace(
+    served: &ServedGateway,
+    caller: &CallerTrace,
+    document_id: &str,
+) -> tonic::Streaming<pb::ReadResponse> {
+    let read = pb::ReadRequest {
+        document_id: document_id.to_owned(),
+        ..Default::default()
+    };
+    served
+        .client()
+        .await
+        .read(caller.request(served, read))
+        .await
+        .expect("the read starts")
+        .into_inner()
+}
+
 /// Asserts that the refusal's log line among `lines` names `trace_id`.
 fn assert_refusal_logged_in(lines: &[String], trace_id: &str) {
     let traced = format!("trace_id={trace_id}");
@@ -220,17 +239,7 @@ async fn an_upload_continues_the_callers_trace_with_its_filestack_requests_and_s
     // A whole-file Read in another trace: its span lasts to the stream's
     // end, and its request to Filestack is a child of it.
     let reader = CallerTrace::new();
-    let read = pb::ReadRequest {
-        document_id: document.id.clone(),
-        ..Default::default()
-    };
-    let mut stream = served
-        .client()
-        .await
-        .read(reader.request(&served, read))
-        .await
-        .expect("read")
-        .into_inner();
+    let mut stream = read_in_trace(&served, &reader, &document.id).await;
     let mut received_bytes = 0;
     while let Some(message) = stream.message().await.expect("a message") {
         received_bytes += message.data.len();
@@ -406,17 +415,7 @@ async fn without_an_otlp_endpoint_nothing_is_exported_and_logs_keep_the_callers_
         .fault(serde_json::json!({"route": "cdn", "corrupt_byte_at": 100}))
         .await;
     let reader = CallerTrace::new();
-    let read = pb::ReadRequest {
-        document_id: document.id.clone(),
-        ..Default::default()
-    };
-    let mut stream = served
-        .client()
-        .await
-        .read(reader.request(&served, read))
-        .await
-        .expect("the read starts")
-        .into_inner();
+    let mut stream = read_in_trace(&served, &reader, &document.id).await;
     let failed = loop {
         match stream.message().await {
             Ok(Some(_)) => continue,

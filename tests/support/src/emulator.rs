@@ -273,6 +273,21 @@ impl TestEmulator {
         body
     }
 
+    /// `GET /api/file/{handle}/metadata` with `params` (a policy and the
+    /// fields): the answer, asserting a 200. `handle` may carry an
+    /// extension (`HANDLE+png`).
+    pub async fn file_metadata(&self, handle: &str, params: &[(&str, String)]) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/api/file/{handle}/metadata", self.base_url))
+            .query(params)
+            .send()
+            .await
+            .expect("metadata answers");
+        assert_eq!(response.status(), 200, "metadata of {handle}");
+        response.json().await.expect("metadata is JSON")
+    }
+
     /// Signs `policy` with this emulator's app secret.
     pub fn sign(&self, policy: &Policy) -> Security {
         Security::sign(policy, &self.app_secret)
