@@ -325,3 +325,25 @@ fn code_reason(code: Code) -> &'static str {
         Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }
+
+/// The answer to a request that is no gRPC call (its `content-type` is not
+/// `application/grpc...`; gRPC-Web is translated before this is asked):
+/// HTTP 415, as the gRPC protocol says, naming what was expected.
+pub fn not_grpc(headers: &http::HeaderMap) -> Option<http::Response<tonic::body::Body>> {
+    let grpc = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"));
+    if grpc {
+        return None;
+    }
+    let mut response = http::Response::new(tonic::body::Body::new(
+        "a gRPC request needs content-type application/grpc\n".to_owned(),
+    ));
+    *response.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Some(response)
+}

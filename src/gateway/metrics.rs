@@ -48,7 +48,7 @@ use tracing::{Instrument, Span};
 use crate::db::Database;
 use crate::filestack::FilestackMetrics;
 use crate::gateway::admission::UploadAdmission;
-use crate::gateway::error::complete_foreign_status;
+use crate::gateway::error::{complete_foreign_status, not_grpc};
 use crate::gateway::listener::Connections;
 use crate::{pb, telemetry};
 
@@ -516,6 +516,9 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if let Some(refused) = not_grpc(request.headers()) {
+            return Box::pin(async move { Ok(refused) });
+        }
         let method = self.methods.get(request.uri().path()).clone();
         method.started.inc();
         let labels = &method.labels;

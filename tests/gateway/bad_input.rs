@@ -659,3 +659,44 @@ async fn bodies_that_are_no_request_message_are_malformed_requests_with_error_in
     assert_eq!((gw.documents().await, gw.stored_files().await), (0, 0));
     gw.stop().await;
 }
+
+/// A request that is no gRPC call (another content type, or none) is
+/// answered HTTP 415, as the gRPC protocol says, and reaches no handler.
+#[tokio::test]
+async fn a_request_with_another_content_type_is_unsupported_media_type() {
+    let gw = TestGateway::start().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    let url = format!("{}/filegate.v1.FileGatewayService/WhoAmI", gw.grpc_url);
+    let body = support::frames::frame(false, &[]);
+    for content_type in [Some("text/plain"), Some("application/json"), None] {
+        let mut request = client
+            .post(&url)
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {}", gw.token("alice")))
+            .body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let answer = request.send().await.expect("an answer");
+        assert_eq!(answer.status(), 415, "{content_type:?}");
+        assert!(answer.headers().get("grpc-status").is_none());
+    }
+    let answer = client
+        .post(&url)
+        .header("content-type", "application/grpc+proto")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", gw.token("alice")))
+        .body(body)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        answer.status(),
+        200,
+        "a gRPC content type with a suffix is served"
+    );
+    gw.stop().await;
+}
