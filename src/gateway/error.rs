@@ -286,10 +286,13 @@ impl From<FilestackError> for GatewayError {
 /// `headers` are a trailers-only answer's headers or a stream's trailers;
 /// returns the status code they carry afterwards, if any.
 pub fn complete_foreign_status(headers: &mut http::HeaderMap) -> Option<Code> {
-    let status = tonic::Status::from_header_map(headers)?;
-    if status.code() == Code::Ok || headers.contains_key("grpc-status-details-bin") {
-        return Some(status.code());
+    // Most answers are OK or filegate's own: read the code alone for them.
+    let code = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    let code = Code::from_i32(code);
+    if code == Code::Ok || headers.contains_key("grpc-status-details-bin") {
+        return Some(code);
     }
+    let status = tonic::Status::from_header_map(headers)?;
     let (code, reason) = match status.code() {
         Code::Internal => (Code::InvalidArgument, "MALFORMED_REQUEST"),
         other => (other, code_reason(other)),
