@@ -40,28 +40,32 @@ pub struct Persisted<'a> {
 }
 
 impl Database {
-    /// Records a new resumable upload and its journal entry, at once.
+    /// Records a new resumable upload and, with the file's name, its
+    /// journal entry, at once (an upload that will store nothing, being
+    /// finished from the start, needs none).
     pub async fn session_create(
         &self,
         row: &SessionRow,
-        filename: &str,
+        journal: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let sql = concat!(
             "INSERT INTO upload_sessions (",
             columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         );
-        let journal = "INSERT INTO upload_journal (id, owner, filename, started_at) \
+        let journal_sql = "INSERT INTO upload_journal (id, owner, filename, started_at) \
                        VALUES ($1, $2, $3, $4)";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(journal)
-                .bind(&row.id)
-                .bind(&row.owner)
-                .bind(filename)
-                .bind(row.created_at)
-                .execute(&mut *tx)
-                .await?;
+            if let Some(filename) = journal {
+                sqlx::query(journal_sql)
+                    .bind(&row.id)
+                    .bind(&row.owner)
+                    .bind(filename)
+                    .bind(row.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query(sql)
                 .bind(&row.id)
                 .bind(&row.owner)

@@ -555,11 +555,6 @@ where
     }
 }
 
-fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
-    let value = headers.get("grpc-status")?.to_str().ok()?;
-    Some(tonic::Code::from_i32(value.parse().ok()?))
-}
-
 /// One call, recorded as handled once: when its status is known, or, if
 /// the response ends without one (the caller went away), as `Canceled`.
 #[derive(Debug)]
@@ -676,10 +671,10 @@ where
         };
         let mut frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
         drop(entered);
-        if let (Some(Ok(frame)), Recorder::Sent { .. }) = (&mut frame, &this.recorder)
+        if let (Some(Ok(frame)), Recorder::Sent { call, .. }) = (&mut frame, &mut this.recorder)
             && let Some(trailers) = frame.trailers_mut()
         {
-            complete_foreign_status(trailers);
+            call.handled(complete_foreign_status(trailers).unwrap_or(tonic::Code::Unknown));
         }
         if let Some(Ok(frame)) = &frame {
             if let Some(data) = frame.data_ref() {
@@ -690,11 +685,6 @@ where
                         Recorder::Sent { sent, .. } => sent.inc_by(messages),
                     };
                 }
-            }
-            if let (Some(trailers), Recorder::Sent { call, .. }) =
-                (frame.trailers_ref(), &mut this.recorder)
-            {
-                call.handled(grpc_status(trailers).unwrap_or(tonic::Code::Unknown));
             }
         }
         Poll::Ready(frame)

@@ -154,15 +154,8 @@ async fn raw_call(
     accept: Option<&str>,
     body: Vec<u8>,
 ) -> RawReply {
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .expect("client");
-    let mut request = client
-        .post(format!("{}{method}", gw.grpc_url))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .header("authorization", format!("Bearer {}", gw.token("alice")))
+    let mut request = gw
+        .raw_grpc(method.trim_start_matches('/'), Some("alice"))
         .body(body);
     if let Some(encoding) = encoding {
         request = request.header("grpc-encoding", encoding);

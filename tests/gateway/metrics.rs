@@ -134,13 +134,8 @@ async fn every_rpc_is_counted_by_method_type_and_code() {
     let read = gw.read("alice", &document.id, 0, 0).await.expect("read");
     // Made-up methods: UNIMPLEMENTED, all under one label set.
     for method in ["Nope", "AlsoNope"] {
-        let answer = reqwest::Client::builder()
-            .http2_prior_knowledge()
-            .build()
-            .expect("client")
-            .post(format!("{}/{SERVICE}/{method}", gw.grpc_url))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
+        let answer = gw
+            .raw_grpc(&format!("{SERVICE}/{method}"), None)
             .body(frame(false, b""))
             .send()
             .await

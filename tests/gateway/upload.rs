@@ -296,18 +296,9 @@ async fn an_upload_past_the_callers_deadline_is_deadline_exceeded_and_leaves_not
             .expect("queued");
     }
     let body = reqwest::Body::wrap_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let answer = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .expect("client")
-        .post(format!(
-            "{}/filegate.v1.FileGatewayService/Upload",
-            gw.grpc_url
-        ))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers")
+    let answer = gw
+        .raw_grpc("filegate.v1.FileGatewayService/Upload", Some("alice"))
         .header("grpc-timeout", "1500m")
-        .header("authorization", format!("Bearer {}", gw.token("alice")))
         .body(body)
         .send()
         .await

@@ -217,10 +217,8 @@ impl Gateway {
             created_at: now,
             touched_at: now,
         };
-        self.db.session_create(&row, spec.filename.as_str()).await?;
-        if finished {
-            self.db.journal_remove(id.as_str()).await?;
-        }
+        let journal = (!finished).then_some(spec.filename.as_str());
+        self.db.session_create(&row, journal).await?;
         tracing::info!(upload_id = id.as_str(), size, "resumable upload started");
         Ok(StartedUpload {
             upload_id: id,

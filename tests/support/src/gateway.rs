@@ -318,6 +318,31 @@ impl TestGateway {
         self.emulator.stats().await.stored_files()
     }
 
+    /// A POST to `method` (`filegate.v1.FileGatewayService/X`) over plain
+    /// HTTP/2 with `te: trailers` and nothing else: a request written by
+    /// hand, whose answer is the server's own.
+    pub fn raw_post(&self, method: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .expect("an HTTP/2 client")
+            .post(format!("{}/{method}", self.grpc_url))
+            .header("te", "trailers")
+    }
+
+    /// [`Self::raw_post`] as a gRPC call (`content-type: application/grpc`),
+    /// with `sub`'s token if given; the caller adds the body (framed by
+    /// hand) and any other header.
+    pub fn raw_grpc(&self, method: &str, sub: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self
+            .raw_post(method)
+            .header("content-type", "application/grpc");
+        match sub {
+            Some(sub) => request.header("authorization", format!("Bearer {}", self.token(sub))),
+            None => request,
+        }
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(self.grpc_url.clone())
             .expect("url")
